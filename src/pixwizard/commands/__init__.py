@@ -1,0 +1,1 @@
+"""Sub-commands of the pixwizard CLI (discovered by pixwizard.cli)."""
