@@ -28,7 +28,7 @@ def gumbel_topk_straight_through(logits: torch.Tensor, k: int, tau: float,
     """Multi-hot Gumbel top-k. Returns (weights [B, N] equal to the hard mask in value with the
     gradient of ``softmax((logits + g) / tau)``, index [B, k])."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    g = -torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+    g = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))  # Gumbel(0, 1)
     noisy = logits.float() + g
     index = noisy.topk(k, dim=-1).indices
     soft = F.softmax(noisy / tau, dim=-1)

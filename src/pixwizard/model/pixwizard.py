@@ -1,0 +1,54 @@
+"""PixWizard: the DiT plus the trainable semantic encoder, one module for training and checkpoints.
+
+The frozen parts (instruction encoder, latent codec, a frozen CLIP vision encoder) live outside
+this module's saved state: :meth:`PixWizard.trainable_state_dict` holds only what training changes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from pixwizard.config import PixWizardConfig
+from pixwizard.model.dit import PixWizardDiT
+from pixwizard.model.encoders.base import TextEncoding
+from pixwizard.model.encoders.semantic import build_semantic_encoder
+
+
+class PixWizard(nn.Module):
+    def __init__(self, cfg: PixWizardConfig, semantic_encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = cfg
+        self.dit = PixWizardDiT(cfg.model)
+        if cfg.model.use_semantic and semantic_encoder is None:
+            semantic_encoder = build_semantic_encoder(cfg.semantic)
+        self.semantic = semantic_encoder if cfg.model.use_semantic else None
+
+    def encode_semantic(self, cond_pixels: torch.Tensor, valid_sizes: list[tuple[int, int]] | None = None):
+        """Semantic tokens of the condition image [B, 3, H, W] in [-1, 1]; in a padded mixed-size
+        batch each item is encoded from its own valid region."""
+        if self.semantic is None:
+            return None
+        if valid_sizes is None:
+            return self.semantic(cond_pixels)
+        return torch.cat([self.semantic(cond_pixels[i:i + 1, :, :h, :w]) for i, (h, w) in enumerate(valid_sizes)])
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, text: TextEncoding,
+                cond_pixels: torch.Tensor | None = None, valid_sizes: list[tuple[int, int]] | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_t, cond: latents [B, C, H, W]; text: the encoded instructions; cond_pixels: the condition
+        image in pixel space for the semantic encoder (defaults to ``cond``, right for pixel space);
+        valid_sizes: latent (H, W) per item of a padded batch. Returns the DiT output."""
+        f = self.config.codec.downsample
+        pix_sizes = None if valid_sizes is None else [(h * f, w * f) for h, w in valid_sizes]
+        sem = self.encode_semantic(cond if cond_pixels is None else cond_pixels, pix_sizes)
+        return self.dit(x_t, t, cond=cond, text_tokens=text.tokens, text_mask=text.mask,
+                        text_pooled=text.pooled, semantic=sem, valid_sizes=valid_sizes, generator=generator)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state without a frozen semantic encoder (which is loaded from its own weights)."""
+        frozen = self.semantic is not None and not any(p.requires_grad for p in self.semantic.parameters())
+        return {k: v for k, v in self.state_dict().items() if not (frozen and k.startswith("semantic."))}
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
