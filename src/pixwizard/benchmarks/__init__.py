@@ -1,0 +1,1 @@
+"""Benchmarks behind `pixwizard bench ...`: each prints JSON figures (no timed tests)."""

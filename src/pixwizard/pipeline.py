@@ -1,0 +1,194 @@
+"""PixWizardPipeline: the one inference entry that the CLI, the web UI and the REST API wrap.
+
+``pipe(image, instruction, steps=..., text_guidance=..., image_guidance=..., seed=...)`` returns a
+:class:`PixWizardResult` whose image has the input's exact size and alignment, whatever its size
+or aspect ratio: the image is padded (mirror, right/bottom) to a multiple of the model's patch
+size and cropped back; when it is larger than the working-size limit it is downscaled for the
+model (aspect kept) and the output is resized back to the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pixwizard.checkpoint import DEFAULT_CHECKPOINT, load_model
+from pixwizard.config import PixWizardConfig, preset
+from pixwizard.flow import combine, get_sampler, needed_branches, noise_like, item_generators, time_grid, to_velocity
+from pixwizard.imageio import crop_back, load_image, pad_to_multiple
+from pixwizard.model.encoders import build_codec, build_text_encoder
+from pixwizard.model.encoders.base import TextEncoding
+from pixwizard.runtime import Precision, autocast, resolve_device
+
+log = logging.getLogger(__name__)
+
+UNTRAINED_WARNING = ("the model weights are untrained (no trained checkpoint found): the output is not "
+                     "a real answer yet")
+
+
+@dataclass
+class PixWizardResult:
+    image: np.ndarray  # HxWx3 uint8, the input's exact size
+    instruction: str
+    seed: int
+    steps: int
+    untrained: bool
+    working_size: tuple[int, int]  # (H, W) the model ran at, before padding
+    extras: dict[str, Any] = field(default_factory=dict)  # typed outputs and routing, by later stages
+
+
+def to_model_tensor(img: np.ndarray, device) -> torch.Tensor:
+    """HxWx3 uint8 -> [1, 3, H, W] float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[1, 3, H, W] in [-1, 1] -> HxWx3 uint8 (rounded, clamped)."""
+    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def working_size(h: int, w: int, size: int | None, max_pixels: int) -> tuple[int, int]:
+    """The size the model runs at: ``size`` = longest side if given, else the input's own size,
+    downscaled (aspect kept) when it has more than ``max_pixels`` pixels."""
+    if size is not None:
+        if size < 8:
+            raise ValueError(f"--size must be at least 8 pixels, got {size}")
+        s = size / max(h, w)
+    else:
+        s = min(1.0, (max_pixels / (h * w)) ** 0.5)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+class PixWizardPipeline:
+    def __init__(self, model, text_encoder, codec, *, device: str | torch.device | None = None,
+                 precision: Precision = "auto", untrained: bool = False, work_max_pixels: int = 512 * 512):
+        self.device = resolve_device(str(device) if device is not None else None)
+        self.model = model.to(self.device).eval()
+        self.config: PixWizardConfig = model.config
+        self.text_encoder = text_encoder
+        self.codec = codec
+        self.precision = precision
+        self.untrained = untrained
+        self.work_max_pixels = work_max_pixels
+        self._null_text: TextEncoding | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, checkpoint: str | Path | None = None, *, device: str | None = None,
+                        precision: Precision = "auto", preset_name: str = "tiny") -> "PixWizardPipeline":
+        """Load ``checkpoint`` (default: the shipped ``pixwizard-tiny``). Without any trained weights
+        the ``preset_name`` model is built with its initial weights and flagged as untrained."""
+        dev = resolve_device(device)
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        if path.is_file() or checkpoint is not None:
+            model, info = load_model(path, device=dev)
+            untrained = info.trained_samples == 0
+        else:
+            from pixwizard.model.pixwizard import PixWizard
+
+            torch.manual_seed(0)
+            model, untrained = PixWizard(preset(preset_name)), True
+        cfg = model.config
+        return cls(model, build_text_encoder(cfg.text, device=str(dev)), build_codec(cfg.codec).to(dev),
+                   device=dev, precision=precision, untrained=untrained)
+
+    # ------------------------------------------------------------------ pieces
+    def encode_text(self, instructions: list[str]) -> TextEncoding:
+        return self.text_encoder.encode(instructions).to(self.device)
+
+    def null_text(self, n: int) -> TextEncoding:
+        if self._null_text is None:
+            self._null_text = self.encode_text([""])
+        return _repeat(self._null_text, n)
+
+    def velocity_fn(self, cond: torch.Tensor, cond_pixels: torch.Tensor, text: TextEncoding,
+                    text_guidance: float, image_guidance: float):
+        """The guided velocity v(x, t): the needed guidance branches run as one batch."""
+        branches = needed_branches(text_guidance, image_guidance)
+        n = cond.shape[0]
+        null = self.null_text(n)
+        texts = {"full": text, "image": null, "null": null}
+        zeros = torch.zeros_like(cond)
+        conds = {"full": cond, "image": cond, "null": zeros}
+        pix = {"full": cond_pixels, "image": cond_pixels, "null": torch.zeros_like(cond_pixels)}
+        text_b = _cat([texts[b] for b in branches])
+        cond_b = torch.cat([conds[b] for b in branches])
+        pix_b = torch.cat([pix[b] for b in branches])
+        # the semantic tokens do not depend on x or t: encode them once per call of the sampler
+        sem = self.model.encode_semantic(pix_b)
+        flow = self.config.flow
+        dit = self.model.dit
+
+        def v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            xb = x.repeat(len(branches), 1, 1, 1)
+            tb = t.repeat(len(branches))
+            with autocast(self.device, self.precision):
+                out = dit(xb, tb, cond=cond_b, text_tokens=text_b.tokens, text_mask=text_b.mask,
+                          text_pooled=text_b.pooled, semantic=sem)
+            vel = to_velocity(flow.prediction, out.float(), xb, tb, flow.t_eps)
+            return combine(dict(zip(branches, vel.split(n))), text_guidance, image_guidance)
+
+        return v
+
+    # ------------------------------------------------------------------ call
+    @torch.inference_mode()
+    def __call__(self, image, instruction: str, *, steps: int | None = None, text_guidance: float | None = None,
+                 image_guidance: float | None = None, seed: int = 0, size: int | None = None,
+                 sampler: str | None = None) -> PixWizardResult:
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError("the instruction is empty: say what to do with the image")
+        img = image if isinstance(image, np.ndarray) else load_image(image, max_pixels=self.config.max_pixels)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 uint8 RGB array, got {img.dtype} {img.shape}")
+        h, w = img.shape[:2]
+        if h * w > self.config.max_pixels:
+            raise ValueError(f"the image has {h}x{w} = {h * w} pixels, over the limit of {self.config.max_pixels}")
+        flow = self.config.flow
+        steps = flow.steps if steps is None else int(steps)
+        wt = flow.text_guidance if text_guidance is None else float(text_guidance)
+        wi = flow.image_guidance if image_guidance is None else float(image_guidance)
+        run_sampler = get_sampler(sampler or flow.sampler)
+        if self.untrained:
+            warnings.warn(UNTRAINED_WARNING, stacklevel=2)
+
+        wh, ww = working_size(h, w, size, self.work_max_pixels)
+        work = img if (wh, ww) == (h, w) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
+        multiple = self.config.model.patch_size * self.config.codec.downsample
+        padded, _ = pad_to_multiple(work, multiple)
+        cond_pixels = to_model_tensor(padded, self.device)
+        cond = self.codec.encode(cond_pixels)
+        text = self.encode_text([instruction.strip()])
+        v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
+        x0 = noise_like(tuple(cond.shape), item_generators([seed]), device="cpu").to(self.device)
+        x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
+        out = to_uint8(self.codec.decode(x1))
+        out = crop_back(out, (wh, ww))
+        if (wh, ww) != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+        return PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
+
+
+def _repeat(t: TextEncoding, n: int) -> TextEncoding:
+    return TextEncoding(t.tokens.expand(n, -1, -1), t.mask.expand(n, -1), t.pooled.expand(n, -1))
+
+
+def _cat(items: list[TextEncoding]) -> TextEncoding:
+    """Concatenate encodings along the batch, right-padding token lists to the longest."""
+    length = max(e.tokens.shape[1] for e in items)
+
+    def pad(x: torch.Tensor, value) -> torch.Tensor:
+        extra = length - x.shape[1]
+        if extra == 0:
+            return x
+        shape = (x.shape[0], extra, *x.shape[2:])
+        return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=1)
+
+    return TextEncoding(torch.cat([pad(e.tokens, 0) for e in items]), torch.cat([pad(e.mask, False) for e in items]),
+                        torch.cat([e.pooled for e in items]))

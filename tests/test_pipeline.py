@@ -1,0 +1,148 @@
+"""PixWizardPipeline and `pixwizard run` on a tiny debug checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixwizard.checkpoint import read_info, save_model
+from pixwizard.cli import main
+from pixwizard.config import preset
+from pixwizard.flow import euler, item_generators, noise_like, time_grid, to_velocity
+from pixwizard.model.encoders import build_codec, build_text_encoder
+from pixwizard.model.pixwizard import PixWizard
+from pixwizard.pipeline import PixWizardPipeline, to_model_tensor
+
+
+def live_model(seed=0):
+    torch.manual_seed(seed)
+    m = PixWizard(preset("debug"))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # open the zero-initialised paths so the output depends on everything
+        for p in m.parameters():
+            if p.abs().sum() == 0:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    m = live_model()
+    return PixWizardPipeline(m, build_text_encoder(m.config.text), build_codec(m.config.codec), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "debug.safetensors"
+    save_model(live_model(), path, trained_samples=0)
+    return path
+
+
+def image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("h,w", [(37, 53), (64, 17), (5, 3), (48, 48)])
+def test_output_has_the_input_size(pipe, h, w):
+    out = pipe(image(h, w), "remove the noise", steps=2)
+    assert out.image.shape == (h, w, 3) and out.image.dtype == np.uint8
+    assert out.working_size == (h, w)
+
+
+def test_large_images_run_downscaled_and_come_back_at_full_size(pipe):
+    small = PixWizardPipeline(pipe.model, pipe.text_encoder, pipe.codec, work_max_pixels=24 * 24)
+    out = small(image(90, 60), "denoise", steps=1)
+    assert out.image.shape == (90, 60, 3) and out.working_size == (29, 20)
+    out = pipe(image(90, 60), "denoise", steps=1, size=32)
+    assert out.image.shape == (90, 60, 3) and out.working_size == (32, 21)
+
+
+def test_same_seed_same_output_and_different_seeds_differ(pipe):
+    img = image(24, 32)
+    a = pipe(img, "make it brighter", steps=2, seed=3).image
+    b = pipe(img, "make it brighter", steps=2, seed=3).image
+    c = pipe(img, "make it brighter", steps=2, seed=4).image
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_unit_guidance_equals_the_plain_conditional_sampler(pipe):
+    img = image(16, 24)
+    out = pipe(img, "estimate the depth", steps=3, seed=5, text_guidance=1.0, image_guidance=1.0).image
+    # the same computation written out by hand: one conditional branch, Euler, x-prediction
+    m, flow = pipe.model, pipe.config.flow
+    cond = to_model_tensor(img, "cpu")
+    text = pipe.text_encoder.encode(["estimate the depth"])
+    sem = m.encode_semantic(cond)
+    with torch.no_grad():
+        def v(x, t):
+            o = m.dit(x, t, cond=cond, text_tokens=text.tokens, text_mask=text.mask, text_pooled=text.pooled,
+                      semantic=sem)
+            return to_velocity(flow.prediction, o, x, t, flow.t_eps)
+        x1 = euler(v, noise_like((1, 3, 16, 24), item_generators([5])), time_grid(3))
+    ref = ((x1[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(out, ref)
+
+
+def test_guidance_runs_only_the_needed_branches(pipe):
+    batches = []
+    hook = pipe.model.dit.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
+    try:
+        pipe(image(16, 16), "sharpen", steps=1)
+        pipe(image(16, 16), "sharpen", steps=1, text_guidance=3.0)  # image scale 1: null branch skipped
+        pipe(image(16, 16), "sharpen", steps=1, text_guidance=3.0, image_guidance=1.5)
+    finally:
+        hook.remove()
+    assert batches == [1, 2, 3]
+    a = pipe(image(16, 16), "sharpen", steps=2, text_guidance=3.0).image
+    b = pipe(image(16, 16), "sharpen", steps=2, text_guidance=1.0).image
+    assert not np.array_equal(a, b)
+
+
+def test_bad_instruction_and_image(pipe):
+    with pytest.raises(ValueError, match="instruction is empty"):
+        pipe(image(8, 8), "   ")
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pipe(np.zeros((8, 8), np.float32), "denoise")
+
+
+def test_checkpoint_roundtrip_and_untrained_flag(ckpt):
+    info = read_info(ckpt)
+    assert info.config.name == "debug" and info.trained_samples == 0
+    p = PixWizardPipeline.from_pretrained(ckpt)
+    assert p.untrained
+    ref = live_model()
+    for (k, a), b in zip(p.model.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_cli_run_writes_the_output_and_warns_untrained(ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(image(21, 34)).save(src)
+    out = tmp_path / "sub" / "out.png"
+    rc = main(["run", str(src), "remove the rain", "-o", str(out), "--checkpoint", str(ckpt), "--steps", "1"])
+    assert rc == 0 and out.is_file()
+    assert Image.open(out).size == (34, 21)
+    assert "untrained" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty_instruction", "bad_steps", "bad_checkpoint"])
+def test_cli_bad_input_is_one_line(case, ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    good = tmp_path / "ok.png"
+    Image.fromarray(image(8, 8)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png at all")
+    args = {
+        "missing": [str(tmp_path / "nope.png"), "denoise"],
+        "corrupt": [str(bad), "denoise"],
+        "empty_instruction": [str(good), "  "],
+        "bad_steps": [str(good), "denoise", "--steps", "0"],
+        "bad_checkpoint": [str(good), "denoise"],
+    }[case]
+    ck = str(bad) if case == "bad_checkpoint" else str(ckpt)
+    rc = main(["run", *args, "--checkpoint", ck, "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1 and "error" in err
+    assert not (tmp_path / "o.png").exists()
