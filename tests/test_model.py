@@ -182,3 +182,18 @@ def test_short_overfit_lowers_loss_tenfold(debug_cfg):
         loss.backward()
         opt.step()
     assert eval_loss() < first / 10, (first, eval_loss())
+
+
+@pytest.mark.parametrize("length", [1, 7, 32])
+def test_short_kv_attention_equals_sdpa(length):
+    from pixwizard.model.attention import short_kv_attention
+
+    g = torch.Generator().manual_seed(length)
+    q = torch.randn(2, 4, 10, 8, generator=g).transpose(1, 2).contiguous().transpose(1, 2)  # a strided view
+    k, v = torch.randn(2, 2, length, 8, generator=g), torch.randn(2, 2, length, 8, generator=g)
+    mask = torch.rand(2, length, generator=g) > 0.3
+    mask[:, 0] = True
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :], enable_gqa=True)
+    assert torch.allclose(short_kv_attention(q, k, v, mask), ref, atol=1e-5)
+    assert torch.allclose(short_kv_attention(q, k, v, None),
+                          torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True), atol=1e-5)
