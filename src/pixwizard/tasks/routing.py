@@ -1,0 +1,262 @@
+"""Instruction routing: a free-form instruction -> the task it asks for, with a confidence.
+
+``TaskRouter`` fills every phrasing of the bank's split with generic slot values
+(``instructions.FILLERS["train"]``), represents each text by two L2-normalised parts,
+``[embed_scale * sentence embedding || lexical_scale * TF-IDF of word unigrams and bigrams]``,
+and fits a multinomial logistic regression (a linear probe, L-BFGS from zero weights: fully
+deterministic) on them. With ``cache_dir`` the fitted weights are stored on disk under a hash of
+the bank, the settings and a fingerprint of ``embed_fn``, so later processes skip embedding the
+bank (about 20 s on two CPU cores). Routing returns the most probable task, its probability as the
+confidence, and the next most probable tasks as alternatives.
+
+Why a probe rather than plain nearest neighbour: on the held-out phrasings with held-out slot
+values, cosine nearest neighbour / k-NN + centroid over MiniLM embeddings reached 88%; slot
+values (objects, captions) dominate sentence embeddings. The probe learns which directions and
+which words name a task, and the TF-IDF part ignores words it never saw (new slot values) while
+keeping exact task words ("canny", "4x", "circle"). Measured: 97.5% (see tests/test_routing.py).
+
+The sentence embedding comes from ``embed_fn(list[str]) -> Tensor [N, D]`` (pooled vectors;
+normalised here). ``default_embed_fn()`` is the pooled vector of the project's text encoder
+(``pixwizard.model.encoders.text.build_text_encoder(TextEncoderConfig())``, the packaged MiniLM).
+Bank features are computed once per router; ``default_router()`` keeps one router per process and
+caches its fitted weights in ``default_cache_dir()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from pixwizard.tasks.instructions import fill_with_fillers, phrasings
+from pixwizard.tasks.registry import REGISTRY
+
+EmbedFn = Callable[[list[str]], torch.Tensor]
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class Route:
+    """The routed task, its probability, the next best tasks and whether it is below the threshold."""
+
+    task: str
+    confidence: float
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    low_confidence: bool = False
+
+    def message(self) -> str:
+        """One line for a user: the task, the confidence and, when low, the closest tasks."""
+        line = f"{self.task} (confidence {self.confidence:.2f})"
+        if self.low_confidence:
+            close = ", ".join(f"{t} {p:.2f}" for t, p in self.alternatives)
+            line += f"; low confidence, the instruction may also mean: {close}"
+        return line
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _tokens(text: str) -> list[str]:
+    words = _WORD.findall(text.lower())
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+class TfidfFeatures:
+    """TF-IDF over lower-case word unigrams and bigrams, vocabulary fitted on the bank texts.
+
+    ``idf = log((1 + N) / (1 + df)) + 1``; rows are L2-normalised; words outside the vocabulary
+    (e.g. new object names) are ignored.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        df: Counter[str] = Counter()
+        for text in texts:
+            df.update(set(_tokens(text)))
+        self.vocab = {word: i for i, word in enumerate(sorted(df))}
+        n = len(texts)
+        self.idf = torch.tensor([math.log((1.0 + n) / (1.0 + df[w])) + 1.0 for w in sorted(df)],
+                                dtype=torch.float32)
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        x = torch.zeros(len(texts), len(self.vocab))
+        for row, text in enumerate(texts):
+            for tok in _tokens(text):
+                col = self.vocab.get(tok)
+                if col is not None:
+                    x[row, col] += 1.0
+        return F.normalize(x * self.idf, dim=1)
+
+
+def _embed(embed_fn: EmbedFn, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """``embed_fn`` over ``texts`` in length-sorted batches; rows L2-normalised, float32, CPU."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    parts: dict[int, torch.Tensor] = {}
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        with torch.no_grad():
+            out = embed_fn([texts[i] for i in idx])
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(idx):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"embed_fn must return a [N, D] tensor for N texts; got {shape} for N={len(idx)}")
+        for i, row in zip(idx, out.detach().float().cpu()):
+            parts[i] = row
+    return F.normalize(torch.stack([parts[i] for i in range(len(texts))]), dim=1)
+
+
+class TaskRouter:
+    """Route instructions to task ids (see module doc)."""
+
+    def __init__(self, embed_fn: EmbedFn | None = None, split: Literal["train", "all"] = "train", *,
+                 embed_scale: float = 5.0, lexical_scale: float = 5.0, weight_decay: float = 1e-4,
+                 max_iter: int = 100, cache_dir: str | os.PathLike | None = None) -> None:
+        self.embed_fn = embed_fn if embed_fn is not None else default_embed_fn()
+        self.split = split
+        self.embed_scale, self.lexical_scale = embed_scale, lexical_scale
+        self.tasks: tuple[str, ...] = tuple(REGISTRY)
+        texts, labels = [], []
+        for label, task in enumerate(self.tasks):
+            for i, template in enumerate(phrasings(task, split)):
+                texts.append(fill_with_fillers(template, i, "train"))
+                labels.append(label)
+        self.bank_texts = texts
+        self.bank_labels = torch.tensor(labels)
+        self.lexical = TfidfFeatures(texts)
+        cache = None
+        if cache_dir is not None:
+            key = self._cache_key(weight_decay, max_iter)
+            cache = Path(cache_dir) / f"router-{key}.safetensors"
+        if cache is not None and cache.is_file():
+            fitted = load_file(str(cache))
+            self.weight, self.bias = fitted["weight"], fitted["bias"]
+            if self.bias.shape != (len(self.tasks),) or self.weight.shape[1] != len(self.tasks):
+                raise ValueError(f"cached router {cache} does not match the task registry; delete it")
+        else:
+            self.weight, self.bias = self._fit(self._features(texts), self.bank_labels, weight_decay, max_iter)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(f".tmp{os.getpid()}")
+                save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(tmp))
+                os.replace(tmp, cache)
+
+    def _cache_key(self, weight_decay: float, max_iter: int) -> str:
+        """Hash of everything the fitted weights depend on: the bank texts and labels, the settings and
+        a fingerprint of ``embed_fn`` (its rounded vectors for two fixed probe sentences)."""
+        probe = _embed(self.embed_fn, ["pixwizard router fingerprint", "remove the rain from the photo"])
+        h = hashlib.sha256()
+        h.update(json.dumps([self.bank_texts, self.bank_labels.tolist(), self.tasks, self.embed_scale,
+                             self.lexical_scale, weight_decay, max_iter, torch.__version__]).encode())
+        h.update(json.dumps(torch.round(probe * 1e4).int().tolist()).encode())
+        return h.hexdigest()[:20]
+
+    def _features(self, texts: list[str]) -> torch.Tensor:
+        return torch.cat([self.embed_scale * _embed(self.embed_fn, texts),
+                          self.lexical_scale * self.lexical(texts)], dim=1)
+
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, weight_decay: float,
+             max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+        w = torch.zeros(x.shape[1], len(self.tasks), requires_grad=True)
+        b = torch.zeros(len(self.tasks), requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(x @ w + b, y) + weight_decay * (w * w).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return w.detach(), b.detach()
+
+    def probabilities(self, instructions: list[str]) -> torch.Tensor:
+        """[B, T] task probabilities, columns in ``self.tasks`` order."""
+        if not instructions or any(not str(s).strip() for s in instructions):
+            raise ValueError("instructions must be non-empty strings")
+        return torch.softmax(self._features(list(instructions)) @ self.weight + self.bias, dim=1)
+
+    def route_batch(self, instructions: list[str], threshold: float = DEFAULT_THRESHOLD,
+                    top: int = 3) -> list[Route]:
+        """Route many instructions; ``low_confidence`` is set where the best probability < ``threshold``."""
+        probs = self.probabilities(instructions)
+        k = min(top + 1, len(self.tasks))
+        values, indices = probs.topk(k, dim=1)
+        routes = []
+        for vals, idx in zip(values.tolist(), indices.tolist()):
+            ranked = [(self.tasks[i], float(p)) for i, p in zip(idx, vals)]
+            task, conf = ranked[0]
+            routes.append(Route(task=task, confidence=conf, alternatives=ranked[1:], low_confidence=conf < threshold))
+        return routes
+
+    def route(self, instruction: str, threshold: float = DEFAULT_THRESHOLD, top: int = 3) -> Route:
+        """Route one instruction (see ``route_batch``)."""
+        return self.route_batch([instruction], threshold, top)[0]
+
+
+@dataclass
+class RoutingReport:
+    """Accuracy of a router on a set of labelled instructions."""
+
+    accuracy: float
+    count: int
+    errors: list[tuple[str, str, str]]  # (instruction, true task, routed task)
+    per_task: dict[str, float]
+
+
+def heldout_instructions() -> list[tuple[str, str]]:
+    """(instruction, task) for every held-out phrasing, filled with the held-out slot values."""
+    return [(fill_with_fillers(t, i, "heldout"), task)
+            for task in REGISTRY for i, t in enumerate(phrasings(task, "heldout"))]
+
+
+def evaluate_router(router: TaskRouter, labelled: list[tuple[str, str]] | None = None) -> RoutingReport:
+    """Accuracy of ``router`` on ``labelled`` (default: all held-out phrasings, held-out slot values)."""
+    labelled = heldout_instructions() if labelled is None else labelled
+    routes = router.route_batch([text for text, _ in labelled])
+    errors = [(text, truth, r.task) for (text, truth), r in zip(labelled, routes) if r.task != truth]
+    totals, right = Counter(t for _, t in labelled), Counter(t for (_, t), r in zip(labelled, routes) if r.task == t)
+    return RoutingReport(accuracy=1.0 - len(errors) / len(labelled), count=len(labelled), errors=errors,
+                         per_task={t: right[t] / n for t, n in totals.items()})
+
+
+def text_encoder_embed_fn(encoder=None) -> EmbedFn:
+    """``encoder.encode(texts).pooled`` as an embed function; ``encoder`` defaults to the project's
+    text encoder built from ``TextEncoderConfig()`` (the packaged MiniLM: mean-pooled, L2-normalised,
+    384-d, offline)."""
+    if encoder is None:
+        from pixwizard.config import TextEncoderConfig
+        from pixwizard.model.encoders.text import build_text_encoder
+
+        encoder = build_text_encoder(TextEncoderConfig())
+    return lambda texts: encoder.encode(texts).pooled
+
+
+def default_embed_fn() -> EmbedFn:
+    """The default embed function: the pooled vector of the default text encoder."""
+    return text_encoder_embed_fn()
+
+
+def default_cache_dir() -> Path:
+    """Where fitted routers are cached: ``$PIXWIZARD_CACHE`` or ``$XDG_CACHE_HOME/pixwizard``
+    (``~/.cache/pixwizard`` by default)."""
+    if os.environ.get("PIXWIZARD_CACHE"):
+        return Path(os.environ["PIXWIZARD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pixwizard"
+
+
+@lru_cache(maxsize=1)
+def default_router() -> TaskRouter:
+    """One router per process over the train phrasings with ``default_embed_fn()``; its fitted
+    weights are cached on disk (``default_cache_dir()``), so only the first run embeds the bank."""
+    return TaskRouter(default_embed_fn(), cache_dir=default_cache_dir())
