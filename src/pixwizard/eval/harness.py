@@ -1,0 +1,601 @@
+"""The evaluation harness: predict every item of a suite, then score it, resumably.
+
+Layout of a run folder (``run_dir = OUT/<suite>/<model tag>``)::
+
+    run.json                      suite config, model spec, untrained flag
+    items/<task>/<k:04d>/         one folder per item
+        input.png target.png      the item (target = the task codec's encoding of the truth)
+        truth_<key>.npy           typed truth (mask, boxes, depth, normals, labels, instances)
+        item.json                 task, instruction, slots, seed, origin, meta (written LAST: marks
+                                  the item as generated)
+        output.png                the prediction (its presence marks the item as predicted)
+        error.json                why the item could not be generated (retried on the next run)
+    metrics.json                  per task: metric values, n items, skipped metrics with reasons
+
+Phase 1 (``predict_run``) writes the item files, each atomically (temp file + rename); an item
+whose ``item.json`` exists is not regenerated and one whose ``output.png`` exists is not
+predicted again, so a killed run resumes where it stopped. Phase 2 (``score_run``) reads the
+files back and reruns cheaply. Outputs are decoded with the task's codec for typed metrics; the
+typed truth comes from the sample itself (exact floats), never from the 8-bit target picture.
+
+Metric inputs (``METRIC_ARGS``; overrides per (metric, task) in ``TASK_METRIC_ARGS``):
+- psnr/ssim/psnr_y/ssim_y: output vs target image.
+- ciou/giou: decoded mask vs truth mask; box_acc50: the largest decoded box vs the first truth box.
+- absrel/rmse/delta1: decoded depth vs truth depth on pixels whose truth is finite and inside
+  the codec's depth range; normals: decoded vs truth normals (pooled); miou/pixel_acc: decoded
+  labels vs truth labels (``num_classes`` = the semseg palette size unless the suite says).
+- edge_f1: canny: output vs target edge map. Control (canny/sketch -> image): the control map is
+  re-derived from the OUTPUT with the generator's own parameters (``meta["params"]``) and compared
+  with the input control map (faithfulness to the condition).
+- preserve_psnr: PSNR to the input outside the truth edit mask; masked_psnr: PSNR to the
+  target inside the truth hole.
+- faithfulness (world control and t2i, no hub weights): ``colour_position_accuracy``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import cv2
+import numpy as np
+
+from pixwizard.eval.metrics import METRICS, MeanOf, MetricSpec, MetricUnavailable
+from pixwizard.eval.suites import EvalItem, ItemFactory, ItemRef, SuiteConfig, item_refs, open_benchmark, resolve_photos
+from pixwizard.tasks.codecs import Decoded, SEMSEG_PALETTE, get_codec
+from pixwizard.tasks.registry import get_task
+
+ITEM_JSON, INPUT_PNG, TARGET_PNG, OUTPUT_PNG, ERROR_JSON = "item.json", "input.png", "target.png", "output.png", \
+    "error.json"
+RUN_JSON, METRICS_JSON = "run.json", "metrics.json"
+MAX_PIXELS = 1 << 26
+
+
+# ----------------------------------------------------------------------------- faithfulness
+
+
+def colour_position_accuracy(pred: np.ndarray, reference: np.ndarray, instances: np.ndarray,
+                             colours: list[str], min_pixels: int = 12) -> float:
+    """Fraction of the scene's objects that the output shows in the right colour at the right place.
+
+    ``reference`` is the ground-truth render, ``instances`` its HxW instance ids (object ``i`` =
+    id ``i + 1``, 0 = ground/wall), ``colours[i]`` object ``i``'s colour name. Reference colours are
+    the mean RGB of the render over all pixels of the objects of each colour name, plus one for the
+    background (id 0). An object with at least ``min_pixels`` visible pixels counts as correct when
+    the output's mean RGB inside its ground-truth mask is nearest (Euclidean) to the reference
+    colour of its own colour name. Chance is about 1 / (distinct colours + 1). Raises ValueError
+    when no object is visible.
+    """
+    pred = pred.astype(np.float64)
+    ref = reference.astype(np.float64)
+    names = sorted(set(colours))
+    refs, labels = [], []
+    for name in names:
+        sel = np.isin(instances, [i + 1 for i, c in enumerate(colours) if c == name])
+        if sel.any():
+            refs.append(ref[sel].mean(axis=0))
+            labels.append(name)
+    if (instances == 0).any():
+        refs.append(ref[instances == 0].mean(axis=0))
+        labels.append("<background>")
+    table = np.stack(refs) if refs else np.zeros((0, 3))
+    hits = total = 0
+    for i, name in enumerate(colours):
+        sel = instances == i + 1
+        if int(sel.sum()) < min_pixels:
+            continue
+        mean = pred[sel].mean(axis=0)
+        total += 1
+        hits += labels[int(np.argmin(np.linalg.norm(table - mean, axis=1)))] == name
+    if total == 0:
+        raise ValueError("colour_position_accuracy: no object is visible in the ground truth")
+    return hits / total
+
+
+HARNESS_METRICS: dict[str, MetricSpec] = {
+    "faithfulness": MetricSpec(
+        "faithfulness", True, "pred uint8 HxWx3, reference render, instances HxW int, colour names",
+        lambda **options: MeanOf(colour_position_accuracy, options), colour_position_accuracy),
+}
+
+# Options a metric cannot run without (local weights); missing -> the metric is skipped with a reason.
+REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "clip_i": ("model_path",), "clip_t": ("model_path",), "dino": ("model_path",),
+}
+
+
+def metric_spec(name: str) -> MetricSpec:
+    if name in HARNESS_METRICS:
+        return HARNESS_METRICS[name]
+    if name in METRICS:
+        return METRICS[name]
+    raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(set(METRICS) | set(HARNESS_METRICS)))}")
+
+
+# ----------------------------------------------------------------------------- metric inputs
+
+
+@dataclass
+class ItemView:
+    """Everything scoring sees of one item: uint8 HxWx3 images, typed truth, the decoded output."""
+
+    task: str
+    input: np.ndarray
+    target: np.ndarray
+    output: np.ndarray
+    decoded: Decoded
+    truth: dict[str, np.ndarray]
+    slots: dict[str, str]
+    meta: dict[str, Any]
+
+    def need(self, key: str) -> np.ndarray:
+        if key not in self.truth:
+            raise ValueError(f"task {self.task!r}: scoring needs truth[{key!r}], the item has {sorted(self.truth)}")
+        return self.truth[key]
+
+    def decoded_field(self, name: str) -> Any:
+        value = getattr(self.decoded, name)
+        if value is None:
+            raise ValueError(f"task {self.task!r}: its codec does not decode a {name!r} field")
+        return value
+
+
+def _image(v: ItemView) -> tuple:
+    return (v.output, v.target)
+
+
+def _depth(v: ItemView) -> tuple:
+    gt = v.need("depth").astype(np.float64)
+    near, far = v.decoded.depth_range or (0.0, math.inf)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(gt) & (gt >= near) & (gt <= far)
+    return (v.decoded_field("depth"), gt, valid)
+
+
+def _first_box(v: ItemView) -> tuple:
+    boxes = v.decoded_field("boxes")
+    gt = np.asarray(v.need("boxes"), dtype=np.float64).reshape(-1, 4)
+    if not len(gt):
+        raise ValueError(f"task {v.task!r}: the item has no truth box")
+    return (boxes[0] if boxes else None, gt[0])
+
+
+def _rederived_canny(v: ItemView) -> tuple:
+    """Canny of the output with the generator's blur and thresholds (pixwizard.data.photo.edges)."""
+    p = v.meta.get("params", {})
+    if not {"blur", "low", "high"} <= set(p):
+        raise ValueError("canny_to_image scoring needs meta['params'] blur/low/high from the generator")
+    grey = cv2.GaussianBlur(cv2.cvtColor(v.output, cv2.COLOR_RGB2GRAY), (0, 0), float(p["blur"]))
+    return (cv2.Canny(grey, float(p["low"]), float(p["high"])), v.input)
+
+
+def _rederived_sketch(v: ItemView) -> tuple:
+    """Line art of the output with the generator's blur and power, lines (dark strokes) inverted to
+    bright so edge_f1 compares strokes with strokes."""
+    p = v.meta.get("params", {})
+    if not {"blur", "power"} <= set(p):
+        raise ValueError("sketch_to_image scoring needs meta['params'] blur/power from the generator")
+    grey = cv2.cvtColor(v.output, cv2.COLOR_RGB2GRAY)
+    inv_blur = cv2.GaussianBlur(255 - grey, (0, 0), float(p["blur"]))
+    dodge = cv2.divide(grey, 255 - inv_blur, scale=256)
+    lut = (255.0 * (np.arange(256) / 255.0) ** float(p["power"]) + 0.5).astype(np.uint8)
+    return (255 - cv2.LUT(dodge, lut), 255 - v.input)
+
+
+def _faithfulness(v: ItemView) -> tuple:
+    objects = v.meta.get("scene", {}).get("objects")
+    if objects is None:
+        raise ValueError(f"task {v.task!r}: faithfulness needs the scene graph in meta['scene']")
+    return (v.output, v.target, v.need("instances"), [str(o["colour"]) for o in objects])
+
+
+MetricArgs = Callable[[ItemView], tuple]
+METRIC_ARGS: dict[str, MetricArgs] = {
+    **{m: _image for m in ("psnr", "ssim", "psnr_y", "ssim_y", "clip_i", "dino", "fid", "kid")},
+    "clip_t": lambda v: (v.output, v.slots.get("caption") or v.meta.get("instruction", "")),
+    "ciou": lambda v: (v.decoded_field("mask"), v.need("mask")),
+    "giou": lambda v: (v.decoded_field("mask"), v.need("mask")),
+    "box_acc50": _first_box,
+    **{m: _depth for m in ("absrel", "rmse", "delta1")},
+    **{m: (lambda v: (v.decoded_field("normals"), v.need("normals")))
+       for m in ("mean_angle", "median_angle", "pct_11_25")},
+    **{m: (lambda v: (v.decoded_field("labels"), v.need("labels").astype(np.int64))) for m in ("miou", "pixel_acc")},
+    "edge_f1": _image,
+    "preserve_psnr": lambda v: (v.output, v.input, v.need("mask")),
+    "masked_psnr": lambda v: (v.output, v.target, v.need("mask")),
+    "faithfulness": _faithfulness,
+}
+TASK_METRIC_ARGS: dict[tuple[str, str], MetricArgs] = {
+    ("edge_f1", "canny_to_image"): _rederived_canny,
+    ("edge_f1", "sketch_to_image"): _rederived_sketch,
+}
+# Default accumulator options per metric (the suite's metric_options override them).
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "miou": {"num_classes": len(SEMSEG_PALETTE)}, "pixel_acc": {"num_classes": len(SEMSEG_PALETTE)},
+}
+# Truth a metric needs that generators do not always store, and how the harness derives it.
+TRUTH_FOR_METRIC: dict[str, str] = {"faithfulness": "instances"}
+
+
+def metric_args(metric: str, task: str) -> MetricArgs:
+    fn = TASK_METRIC_ARGS.get((metric, task), METRIC_ARGS.get(metric))
+    if fn is None:
+        raise ValueError(f"the harness does not know what metric {metric!r} compares")
+    return fn
+
+
+def scene_from_dict(d: dict[str, Any]):
+    """Rebuild a ``pixwizard.data.world.scene.Scene`` from ``scene_to_dict`` output (meta["scene"])."""
+    from pixwizard.data.world.scene import Background, Camera, Light, Scene, Texture, WorldObject
+
+    def tup(x: dict[str, Any]) -> dict[str, Any]:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in x.items()}
+
+    bg = d["background"]
+    return Scene(objects=tuple(WorldObject(**o) for o in d["objects"]), camera=Camera(**tup(d["camera"])),
+                 light=Light(**tup(d["light"])),
+                 background=Background(ground=Texture(**bg["ground"]), wall=Texture(**bg["wall"])))
+
+
+def scene_instances(item: EvalItem) -> np.ndarray:
+    """Instance ids of the item's ground-truth render, re-rendered from ``meta["scene"]``; checked
+    against the stored render so a mismatch is an error, not a silent wrong score."""
+    from pixwizard.data.world.render import render_scene
+
+    if "scene" not in item.sample.meta:
+        raise ValueError(f"item {item.ref.key}: no scene graph to derive instance masks from")
+    render = render_scene(scene_from_dict(item.sample.meta["scene"]), item.sample.input.shape[0])
+    reference = item.sample.truth.get("image")
+    if reference is not None and np.abs(render.rgb.astype(int) - reference.astype(int)).mean() > 1.0:
+        raise RuntimeError(f"item {item.ref.key}: re-rendering the scene does not reproduce its image")
+    return render.instances
+
+
+# ----------------------------------------------------------------------------- predictors
+
+
+class Predictor(Protocol):
+    """``predictor(image, instruction, task, slots, seed) -> HxWx3 uint8`` at the input's size."""
+
+    tag: str  # folder name of its runs
+    spec: str  # what the user asked for (--model)
+    untrained: bool
+
+    def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
+                 seed: int) -> np.ndarray: ...
+
+
+@dataclass
+class BaselinePredictor:
+    """A classical baseline; ``"auto"`` uses ``baseline_for(task)`` for each task."""
+
+    baseline: str
+    untrained: bool = False
+
+    def __post_init__(self) -> None:
+        from pixwizard.eval.baselines import BASELINES
+
+        if self.baseline != "auto" and self.baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {self.baseline!r}; known: auto, {', '.join(BASELINES)}")
+
+    @property
+    def tag(self) -> str:
+        return f"baseline-{self.baseline}"
+
+    @property
+    def spec(self) -> str:
+        return f"baseline:{self.baseline}"
+
+    def name_for(self, task: str) -> str:
+        from pixwizard.eval.baselines import baseline_for
+
+        return baseline_for(task) if self.baseline == "auto" else self.baseline
+
+    def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
+                 seed: int) -> np.ndarray:
+        from pixwizard.eval.baselines import run_baseline
+
+        return run_baseline(self.name_for(task), image, task, slots)
+
+
+@dataclass
+class ModelPredictor:
+    """A PixWizard checkpoint through ``PixWizardPipeline``; the item seed seeds the noise."""
+
+    pipe: Any
+    spec: str
+    steps: int | None = None
+
+    @property
+    def tag(self) -> str:
+        return "model-default" if self.spec == "default" else f"model-{Path(self.spec).stem}"
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.pipe.untrained)
+
+    def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
+                 seed: int) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the untrained warning is recorded once in run.json
+            return self.pipe(image, instruction, steps=self.steps, seed=seed, task=task, decode=False).image
+
+
+def make_predictor(model: str, *, device: str | None = None, steps: int | None = None) -> Predictor:
+    """``baseline:NAME`` / ``baseline:auto`` / ``default`` (the shipped checkpoint) / a checkpoint path."""
+    if model.startswith("baseline:"):
+        return BaselinePredictor(model.split(":", 1)[1])
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    from pixwizard.pipeline import PixWizardPipeline
+
+    if model == "default":
+        return ModelPredictor(PixWizardPipeline.from_pretrained(None, device=device), "default", steps)
+    if not Path(model).is_file():
+        raise FileNotFoundError(f"--model {model}: no such checkpoint file (or use default, baseline:auto, "
+                                "baseline:NAME)")
+    return ModelPredictor(PixWizardPipeline.from_pretrained(model, device=device), str(model), steps)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(jsonable(data), indent=1, allow_nan=False).encode())
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    from pixwizard.imageio import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(path, image)
+
+
+def read_png(path: Path) -> np.ndarray:
+    from pixwizard.imageio import load_image
+
+    return load_image(path, max_pixels=MAX_PIXELS)
+
+
+def jsonable(x: Any) -> Any:
+    """numpy scalars/arrays -> Python; non-finite floats -> "inf" / "-inf" / "nan" strings."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def item_dir(run_dir: Path, ref: ItemRef) -> Path:
+    return run_dir / "items" / ref.key
+
+
+def write_item(folder: Path, item: EvalItem, suite: SuiteConfig) -> None:
+    """Input, target and typed truth first, ``item.json`` last (the marker of a complete item)."""
+    write_png(folder / INPUT_PNG, item.sample.input)
+    write_png(folder / TARGET_PNG, item.target)
+    truth = {k: np.asarray(v) for k, v in item.sample.truth.items() if k != "image"}
+    if "image" in item.sample.truth and get_task(item.ref.task).codec != "image":
+        truth["image"] = np.asarray(item.sample.truth["image"])
+    for metric in suite.task_metrics(item.ref.task):
+        key = TRUTH_FOR_METRIC.get(metric)
+        if key and key not in truth:
+            truth[key] = scene_instances(item)
+    for key, value in truth.items():
+        write_npy(folder / f"truth_{key}.npy", value)
+    record = {"key": item.ref.key, "task": item.ref.task, "index": item.ref.index, "k": item.ref.k,
+              "seed": item.ref.seed, "instruction": item.instruction, "slots": item.sample.slots,
+              "origin": item.origin, "truth_keys": sorted(truth), "meta": item.sample.meta}
+    (folder / ERROR_JSON).unlink(missing_ok=True)
+    write_json(folder / ITEM_JSON, record)
+
+
+# ----------------------------------------------------------------------------- phase 1
+
+
+@dataclass
+class PredictStats:
+    generated: int = 0
+    predicted: int = 0
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # item key -> reason
+    predict_seconds: float = 0.0
+
+
+# Errors that make one item unusable (a corrupt dataset file, an impossible scene, a truth the
+# codec cannot encode): the item is recorded with its reason and the run goes on.
+ITEM_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError)
+
+
+def prepare_run(suite: SuiteConfig, *, limit: int | None = None, photo_dirs: list[str] | None = None,
+                data_root: str | Path | None = None) -> tuple[list[ItemRef], ItemFactory]:
+    """The suite's item list and the factory that makes them (photos / dataset resolved)."""
+    if suite.kind == "benchmark":
+        source, by_task = open_benchmark(suite, data_root)
+        return item_refs(suite, limit, by_task), ItemFactory(suite, benchmark=source)
+    textures = None
+    if suite.textures:
+        from pixwizard.data.photos import list_photos
+
+        textures = list_photos(suite.textures)
+    return item_refs(suite, limit), ItemFactory(suite, photos=resolve_photos(suite, photo_dirs), textures=textures)
+
+
+def check_run_dir(run_dir: Path, suite: SuiteConfig, predictor: Predictor) -> None:
+    """Write run.json, or check that an existing one is the same suite and model (no mixing)."""
+    record = {"suite": suite.name, "suite_config": asdict(suite), "model": predictor.spec, "tag": predictor.tag,
+              "untrained": predictor.untrained}
+    path = run_dir / RUN_JSON
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("suite_config") != jsonable(record["suite_config"]) or old.get("model") != predictor.spec:
+            raise ValueError(f"{run_dir} holds a run of suite {old.get('suite')!r} with model {old.get('model')!r} "
+                             "and a different configuration; use another --out or delete it")
+        return
+    write_json(path, record)
+
+
+def predict_run(suite: SuiteConfig, predictor: Predictor, run_dir: Path, refs: list[ItemRef],
+                factory: ItemFactory, progress: bool = True) -> PredictStats:
+    """Phase 1: generate missing items, predict missing outputs (see the module doc)."""
+    from tqdm import tqdm
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run_dir, suite, predictor)
+    stats = PredictStats()
+    for ref in tqdm(refs, desc=f"{suite.name} / {predictor.tag}", unit="item", disable=not progress):
+        folder = item_dir(run_dir, ref)
+        if not (folder / ITEM_JSON).is_file():
+            try:
+                item = factory.make(ref)
+                write_item(folder, item, suite)
+            except ITEM_ERRORS as e:
+                reason = f"{type(e).__name__}: {e}"
+                stats.failed[ref.key] = reason
+                write_json(folder / ERROR_JSON, {"key": ref.key, "error": reason})
+                continue
+            stats.generated += 1
+        if (folder / OUTPUT_PNG).is_file():
+            stats.reused += 1
+            continue
+        record = json.loads((folder / ITEM_JSON).read_text())
+        image = read_png(folder / INPUT_PNG)
+        t0 = time.perf_counter()
+        out = predictor(image, record["instruction"], ref.task, record["slots"], int(record["seed"]))
+        stats.predict_seconds += time.perf_counter() - t0
+        if out.dtype != np.uint8 or out.shape != image.shape:
+            raise RuntimeError(f"{predictor.spec} returned {out.dtype} {out.shape} for an input of {image.shape}")
+        write_png(folder / OUTPUT_PNG, out)
+        stats.predicted += 1
+    return stats
+
+
+# ----------------------------------------------------------------------------- phase 2
+
+
+def load_view(folder: Path) -> ItemView:
+    record = json.loads((folder / ITEM_JSON).read_text())
+    task = record["task"]
+    inp, out = read_png(folder / INPUT_PNG), read_png(folder / OUTPUT_PNG)
+    truth = {k: np.load(folder / f"truth_{k}.npy", allow_pickle=False) for k in record["truth_keys"]}
+    decoded = get_codec(get_task(task).codec).decode(out, inp, record["slots"])
+    meta = dict(record["meta"])
+    meta.setdefault("instruction", record["instruction"])
+    return ItemView(task, inp, read_png(folder / TARGET_PNG), out, decoded, truth, record["slots"], meta)
+
+
+@dataclass
+class _TaskScore:
+    metrics: tuple[str, ...]
+    accs: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    item_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_items: int = 0
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def _new_accumulator(suite: SuiteConfig, task: str, metric: str, score: _TaskScore) -> Any:
+    options = {**DEFAULT_OPTIONS.get(metric, {}), **suite.options(task, metric)}
+    lacking = [o for o in REQUIRED_OPTIONS.get(metric, ()) if o not in options]
+    if lacking:
+        score.skipped[metric] = (f"{metric} needs local weights: set metric_options.{task}.{metric}."
+                                 f"{lacking[0]} in the suite")
+        return None
+    try:
+        return metric_spec(metric).new(**options)
+    except MetricUnavailable as e:
+        score.skipped[metric] = str(e)
+        return None
+
+
+def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dict[str, Any]:
+    """Phase 2: score every predicted item; returns (and writes) the metrics.json content."""
+    scores: dict[str, _TaskScore] = {t: _TaskScore(suite.task_metrics(t)) for t in suite.tasks}
+    per_item: dict[str, dict[str, Any]] = {}
+    for ref in refs:
+        folder, score = item_dir(run_dir, ref), scores[ref.task]
+        if not (folder / ITEM_JSON).is_file() or not (folder / OUTPUT_PNG).is_file():
+            err = folder / ERROR_JSON
+            score.missing[ref.key] = json.loads(err.read_text())["error"] if err.is_file() else "not predicted yet"
+            continue
+        view = load_view(folder)
+        score.n_items += 1
+        item_scores: dict[str, Any] = {}
+        for metric in score.metrics:
+            if metric in score.skipped:
+                continue
+            if metric not in score.accs:
+                acc = _new_accumulator(suite, ref.task, metric, score)
+                if acc is None:
+                    continue
+                score.accs[metric] = acc
+            acc = score.accs[metric]
+            try:
+                acc.update(*metric_args(metric, ref.task)(view))
+            except ValueError as e:  # undefined for this item (e.g. an edit mask covering everything)
+                bucket = score.item_errors.setdefault(metric, {"count": 0, "first": f"{ref.key}: {e}"})
+                bucket["count"] += 1
+                continue
+            if isinstance(acc, MeanOf):
+                item_scores[metric] = acc.values[-1]
+        per_item[ref.key] = item_scores
+    result = {"suite": suite.name, "protocol": suite.protocol, "tasks": {}}
+    for task, score in scores.items():
+        values: dict[str, Any] = {}
+        for metric, acc in score.accs.items():
+            try:
+                values[metric] = acc.compute()
+            except ValueError as e:
+                score.skipped[metric] = f"undefined on these items: {e}"
+        spec = get_task(task)
+        result["tasks"][task] = {
+            "domain": spec.domain, "source": spec.source, "n_items": score.n_items, "metrics": values,
+            "higher_is_better": {m: metric_spec(m).higher_is_better for m in score.metrics},
+            "metric_order": list(score.metrics), "skipped": score.skipped, "item_errors": score.item_errors,
+            "missing": score.missing,
+        }
+    write_json(run_dir / METRICS_JSON, result)
+    write_json(run_dir / "item_scores.json", per_item)
+    return result
+
+
+def evaluate(suite: SuiteConfig, predictor: Predictor, run_dir: Path, *, limit: int | None = None,
+             photo_dirs: list[str] | None = None, data_root: str | Path | None = None,
+             progress: bool = True) -> tuple[dict[str, Any], PredictStats]:
+    """Both phases: predict (resumable) then score; returns (metrics.json content, phase-1 stats)."""
+    refs, factory = prepare_run(suite, limit=limit, photo_dirs=photo_dirs, data_root=data_root)
+    stats = predict_run(suite, predictor, run_dir, refs, factory, progress=progress)
+    return score_run(suite, run_dir, refs), stats
