@@ -24,10 +24,18 @@ def live_model(seed=0):
     return m.eval()
 
 
+class NoRouting(PixWizardPipeline):
+    """Tests of generation give the task, so that they do not fit the instruction router."""
+
+    def __call__(self, *args, **kw):
+        kw.setdefault("task", "denoise")
+        return super().__call__(*args, **kw)
+
+
 @pytest.fixture(scope="module")
 def pipe():
     m = live_model()
-    return PixWizardPipeline(m, build_text_encoder(m.config.text), build_codec(m.config.codec), device="cpu")
+    return NoRouting(m, build_text_encoder(m.config.text), build_codec(m.config.codec), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +57,7 @@ def test_output_has_the_input_size(pipe, h, w):
 
 
 def test_large_images_run_downscaled_and_come_back_at_full_size(pipe):
-    small = PixWizardPipeline(pipe.model, pipe.text_encoder, pipe.codec, work_max_pixels=24 * 24)
+    small = NoRouting(pipe.model, pipe.text_encoder, pipe.codec, work_max_pixels=24 * 24)
     out = small(image(90, 60), "denoise", steps=1)
     assert out.image.shape == (90, 60, 3) and out.working_size == (29, 20)
     out = pipe(image(90, 60), "denoise", steps=1, size=32)
@@ -120,13 +128,15 @@ def test_cli_run_writes_the_output_and_warns_untrained(ckpt, tmp_path, capsys):
     src = tmp_path / "in.png"
     Image.fromarray(image(21, 34)).save(src)
     out = tmp_path / "sub" / "out.png"
-    rc = main(["run", str(src), "remove the rain", "-o", str(out), "--checkpoint", str(ckpt), "--steps", "1"])
+    rc = main(["run", str(src), "remove the rain", "-o", str(out), "--checkpoint", str(ckpt), "--steps", "1",
+               "--task", "derain"])
     assert rc == 0 and out.is_file()
     assert Image.open(out).size == (34, 21)
     assert "untrained" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "empty_instruction", "bad_steps", "bad_checkpoint"])
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty_instruction", "bad_steps", "bad_checkpoint",
+                                  "unknown_task"])
 def test_cli_bad_input_is_one_line(case, ckpt, tmp_path, capsys):
     from PIL import Image
 
@@ -140,9 +150,54 @@ def test_cli_bad_input_is_one_line(case, ckpt, tmp_path, capsys):
         "empty_instruction": [str(good), "  "],
         "bad_steps": [str(good), "denoise", "--steps", "0"],
         "bad_checkpoint": [str(good), "denoise"],
+        "unknown_task": [str(good), "denoise", "--task", "denoize"],
     }[case]
     ck = str(bad) if case == "bad_checkpoint" else str(ckpt)
-    rc = main(["run", *args, "--checkpoint", ck, "-o", str(tmp_path / "o.png")])
+    task = [] if "--task" in args else ["--task", "denoise"]
+    rc = main(["run", *args, "--checkpoint", ck, "-o", str(tmp_path / "o.png"), *task])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1 and "error" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_routing_and_typed_outputs_written_beside_the_image(ckpt, tmp_path, capsys):
+    """The instruction is routed to a task, the output decoded by its codec and the typed results
+    written next to the image: depth as float metres (.npy) and 16-bit millimetres (.png)."""
+    from PIL import Image
+
+    from pixwizard.tasks.codecs import DepthCodec
+
+    src = tmp_path / "in.png"
+    Image.fromarray(image(16, 24)).save(src)
+    out = tmp_path / "o.png"
+    assert main(["run", str(src), "estimate the depth of this scene", "-o", str(out), "--checkpoint", str(ckpt),
+                 "--steps", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "task: depth" in printed
+    depth = np.load(tmp_path / "o.depth.npy")
+    png16 = np.array(Image.open(tmp_path / "o.depth16.png"))
+    assert depth.shape == (16, 24) and depth.dtype == np.float32 and png16.dtype == np.uint16
+    codec = DepthCodec()
+    assert np.all((depth >= codec.near - 1e-6) & (depth <= codec.far + 1e-6))
+    assert np.abs(png16 / 1000.0 - depth).max() <= 0.0005 + 1e-6
+    # the decoded depth is the codec's reading of the written output image
+    grey = np.array(Image.open(out)).astype(np.float32).mean(axis=2)
+    assert np.allclose(codec.decode(np.array(Image.open(out)), image(16, 24), {}).depth, depth)
+    assert grey.shape == depth.shape
+
+
+def test_overlay_output_is_decoded_with_the_named_colour(pipe):
+    from pixwizard.tasks.colours import colour_in_text, colour_rgb
+
+    assert colour_in_text("tint the red cube blue") == "blue" and colour_in_text("denoise") is None
+    assert colour_in_text("make the GRAY sphere purple") == "purple"
+    img = image(16, 16)
+    tinted = ((img.astype(int) + colour_rgb("blue").astype(int)) // 2).astype(np.uint8)
+    res = pipe(img, "tint the red cube blue", steps=1, task="refseg_overlay")
+    assert res.task == "refseg_overlay" and res.decoded is not None and res.decoded.mask.shape == (16, 16)
+    from pixwizard.pipeline import decode_output
+
+    decoded, note = decode_output("refseg_overlay", tinted, img, "tint the red cube blue")
+    assert note is None and decoded.mask.mean() > 0.9
+    decoded, note = decode_output("refbox", img, img, "draw a box around the cube")
+    assert decoded is None and "no colour" in note

@@ -365,3 +365,14 @@ def crop_back(img: ArrayLike, size: tuple[int, int]) -> ArrayLike:
     if isinstance(img, torch.Tensor):
         return img[..., :h, :w]
     return img[:h, :w]
+
+
+def save_png16(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save an ``HxW`` uint16 array as a 16-bit grey PNG, atomically."""
+    arr = np.asarray(array)
+    if arr.dtype != np.uint16 or arr.ndim != 2:
+        raise ValueError(f"save_png16 expects an HxW uint16 array, got {arr.dtype} {arr.shape}")
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode a 16-bit PNG")
+    return _atomic_write(path, lambda f: f.write(buf.tobytes()))

@@ -13,7 +13,6 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -26,6 +25,10 @@ from pixwizard.imageio import crop_back, load_image, pad_to_multiple
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.encoders.base import TextEncoding
 from pixwizard.runtime import Precision, autocast, resolve_device
+from pixwizard.tasks.codecs import Decoded, codec_for
+from pixwizard.tasks.colours import colour_in_text
+from pixwizard.tasks.registry import get_task
+from pixwizard.tasks.routing import Route
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,21 @@ class PixWizardResult:
     steps: int
     untrained: bool
     working_size: tuple[int, int]  # (H, W) the model ran at, before padding
-    extras: dict[str, Any] = field(default_factory=dict)  # typed outputs and routing, by later stages
+    task: str | None = None  # the task the output is decoded as (routed, or given)
+    route: Route | None = None  # how the instruction was routed (None when the task was given)
+    decoded: Decoded | None = None  # typed outputs: mask, boxes, depth, normals, labels
+    notes: list[str] = field(default_factory=list)
+
+
+def decode_output(task: str, output: np.ndarray, image: np.ndarray, instruction: str) -> tuple[Decoded | None, str | None]:
+    """Typed results of ``output`` by the task's target codec. Codecs that look for a named colour
+    (overlay, box) take the last colour named in the instruction; without one there is nothing to
+    decode and a note says so."""
+    codec = codec_for(task)
+    colour = colour_in_text(instruction)
+    if codec.name in ("overlay", "box") and colour is None:
+        return None, f"no colour named in the instruction: the {codec.name} output was not decoded"
+    return codec.decode(output, image, {"colour": colour} if colour else {}), None
 
 
 def to_model_tensor(img: np.ndarray, device) -> torch.Tensor:
@@ -78,6 +95,7 @@ class PixWizardPipeline:
         self.untrained = untrained
         self.work_max_pixels = work_max_pixels
         self._null_text: TextEncoding | None = None
+        self._router = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -100,6 +118,22 @@ class PixWizardPipeline:
                    device=dev, precision=precision, untrained=untrained)
 
     # ------------------------------------------------------------------ pieces
+    def route(self, instruction: str) -> Route:
+        """Which task an instruction asks for (nearest phrasings of the instruction bank, in the
+        packaged MiniLM's space plus word features; see ``pixwizard.tasks.routing``)."""
+        if self._router is None:
+            with torch.inference_mode(False):  # fitting the router (first use, then cached) needs autograd
+                self._router = self._build_router()
+        return self._router.route(instruction)
+
+    def _build_router(self):
+        from pixwizard.config import TextEncoderConfig
+        from pixwizard.tasks.routing import TaskRouter, default_cache_dir, default_router, text_encoder_embed_fn
+
+        if self.config.text == TextEncoderConfig():  # share the model's MiniLM with the router
+            return TaskRouter(text_encoder_embed_fn(self.text_encoder), cache_dir=default_cache_dir())
+        return default_router()
+
     def encode_text(self, instructions: list[str]) -> TextEncoding:
         return self.text_encoder.encode(instructions).to(self.device)
 
@@ -141,9 +175,13 @@ class PixWizardPipeline:
     @torch.inference_mode()
     def __call__(self, image, instruction: str, *, steps: int | None = None, text_guidance: float | None = None,
                  image_guidance: float | None = None, seed: int = 0, size: int | None = None,
-                 sampler: str | None = None) -> PixWizardResult:
+                 sampler: str | None = None, task: str | None = None, decode: bool = True) -> PixWizardResult:
+        """Run one instruction. ``task`` (a registry id) says how to decode the output into typed
+        results; by default the instruction is routed to a task. ``decode=False`` skips both."""
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("the instruction is empty: say what to do with the image")
+        if task is not None:
+            get_task(task)  # a clear error naming close ids for an unknown task
         img = image if isinstance(image, np.ndarray) else load_image(image, max_pixels=self.config.max_pixels)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB array, got {img.dtype} {img.shape}")
@@ -172,7 +210,18 @@ class PixWizardPipeline:
         out = crop_back(out, (wh, ww))
         if (wh, ww) != (h, w):
             out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-        return PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
+        result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
+        if decode:
+            if task is None:
+                result.route = self.route(instruction.strip())
+                task = result.route.task
+                if result.route.low_confidence:
+                    result.notes.append(f"the instruction was routed with low confidence: {result.route.message()}")
+            result.task = task
+            result.decoded, note = decode_output(task, result.image, img, instruction)
+            if note:
+                result.notes.append(note)
+        return result
 
 
 def _repeat(t: TextEncoding, n: int) -> TextEncoding:

@@ -25,17 +25,24 @@ def register(sub) -> None:
     p.add_argument("--sampler", choices=["euler", "heun"], help="ODE sampler (default: the model's)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto = bf16 only where the hardware runs it natively")
+    p.add_argument("--task", help="decode the output as this task (default: routed from the instruction; "
+                                  "see `pixwizard tasks`)")
+    p.add_argument("--no-typed", action="store_true", help="write only the output image, no typed outputs")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from pixwizard.imageio import load_image, save_image
+    from pixwizard.outputs import write_typed_outputs
     from pixwizard.pipeline import UNTRAINED_WARNING, PixWizardPipeline
+    from pixwizard.tasks.registry import get_task
 
     if not args.instruction.strip():
         raise ValueError("the instruction is empty: say what to do with the image")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.task is not None:
+        get_task(args.task)
     pipe = PixWizardPipeline.from_pretrained(args.checkpoint, device=args.device, precision=args.precision)
     img = load_image(args.image, max_pixels=pipe.config.max_pixels)
     if pipe.untrained:
@@ -44,12 +51,17 @@ def main(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = pipe(img, args.instruction, steps=args.steps, text_guidance=args.text_guidance,
-                      image_guidance=args.image_guidance, seed=args.seed, size=args.size, sampler=args.sampler)
+                      image_guidance=args.image_guidance, seed=args.seed, size=args.size, sampler=args.sampler,
+                      task=args.task, decode=not args.no_typed)
     dt = time.perf_counter() - t0
     out = Path(args.output) if args.output else Path(f"{Path(args.image).stem}.pixwizard.png")
     save_image(out, result.image)
+    if result.route is not None:
+        print(f"task: {result.route.message()}")
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {out} ({result.image.shape[1]}x{result.image.shape[0]}, {result.steps} steps, seed {result.seed}, "
           f"{dt:.2f} s)")
-    for name, path in result.extras.get("files", {}).items():
-        print(f"wrote {path} ({name})")
+    for kind, path in write_typed_outputs(out, result.decoded, result.task).items():
+        print(f"wrote {path} ({kind})")
     return 0

@@ -16,9 +16,9 @@ Conventions (DESIGN section 5):
   (x right, y up, z toward the camera); pixels with no surface (zero/nan normal) encode as
   (128,128,128). Decoding maps back to [-1,1], normalises to unit length, and returns nan where
   the decoded vector is shorter than 0.5 (no surface).
-- ``semseg``:  class id -> ``SEMSEG_PALETTE[id]`` (the 64 colours of the 4-level RGB lattice, any
-  two at least 85 apart, id 0 = background black); decoded by the nearest palette colour, exact
-  while each channel is off by less than 42.
+- ``semseg``:  class id -> ``SEMSEG_PALETTE[id]`` (the 216 colours of the 6-level RGB lattice, any
+  two at least 51 apart, id 0 = background black); decoded by the nearest palette colour, exact
+  while each channel is off by less than 25 (ids below 8 are at least 180 apart).
 - ``overlay``: the input with the object's pixels (``truth["mask"]``) blended 50% with the colour
   named by ``slots["colour"]``; decoded against the input: a pixel is in the mask where the output
   is closer to ``blend(input, colour)`` than to ``input`` by a margin.
@@ -197,7 +197,9 @@ def _lattice_palette(levels: int = 4) -> np.ndarray:
     return grid[chosen].astype(np.uint8)
 
 
-SEMSEG_PALETTE: np.ndarray = _lattice_palette(4)  # [64, 3] uint8, id 0 = black background
+# [216, 3] uint8 (a 6-level lattice, nearest pair 51 apart), id 0 = black background: enough for
+# ADE20K's 150 classes; the greedy order keeps the first 8 ids (the world's classes) >= 180 apart.
+SEMSEG_PALETTE: np.ndarray = _lattice_palette(6)
 
 
 class SemsegCodec:

@@ -7,6 +7,8 @@ target codecs and the decoders. Values are sRGB uint8 triples; names are lower-c
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -40,3 +42,19 @@ def colour_rgb(name: str) -> np.ndarray:
     if key not in NAMED_COLOURS:
         raise ValueError(f"unknown colour {name!r}; known colours: {', '.join(NAMED_COLOURS)}")
     return np.array(NAMED_COLOURS[key], dtype=np.uint8)
+
+
+_COLOUR_WORD = re.compile(r"[a-z]+")
+
+
+def colour_in_text(text: str) -> str | None:
+    """The last colour name of the table mentioned in ``text`` (aliases resolved), or None.
+
+    Instructions name the highlight colour after the object ("tint the red cube blue"), so the
+    last mention is the one to draw or look for."""
+    found = None
+    for word in _COLOUR_WORD.findall(text.lower()):
+        word = _ALIASES.get(word, word)
+        if word in NAMED_COLOURS:
+            found = word
+    return found

@@ -58,7 +58,10 @@ def _map_sample(task: str, clean: np.ndarray, make: EdgeMap, rng: np.random.Gene
                 to_map: bool) -> Sample:
     edge, params = make(clean, rng)
     src, dst = (clean, edge) if to_map else (edge, clean)
-    return Sample(task=task, input=src.copy(), truth={"image": dst.copy()}, meta={"params": jsonable(params)})
+    truth = {"image": dst.copy()}
+    if to_map and make is canny_map:  # the canny task's codec is a binary mask: white edges on black
+        truth["mask"] = edge[..., 0] > 127
+    return Sample(task=task, input=src.copy(), truth=truth, meta={"params": jsonable(params)})
 
 
 @photo_task
