@@ -44,7 +44,9 @@ class TaskAwareSampler(nn.Module):
         self.task_proj = nn.Linear(cond_dim, dim, bias=False)  # reference name: y_pool_proj
         self.in_conv = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
         self.out_conv = nn.Sequential(
-            nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, dim // 4), nn.GELU(), nn.Linear(dim // 4, 1)
+            # no bias on the last layer: a shift shared by all scores changes neither the top-K nor the
+            # softmax, so it could never learn (the original checkpoint carries such a dead bias)
+            nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, dim // 4), nn.GELU(), nn.Linear(dim // 4, 1, bias=False)
         )
 
     def scores(self, tokens: torch.Tensor, task: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,76 @@
+"""Command-line arguments of a training launch, shared by ``pixwizard train`` and
+``torchrun -m pixwizard.train``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from pixwizard.train.config import PRESETS, TrainConfig, preset
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="cpu-tiny", help=f"training preset: {', '.join(PRESETS)}")
+    parser.add_argument("--data", nargs="+", default=[], metavar="DIR",
+                        help="built dataset directory for all stages, or one per stage in order")
+    parser.add_argument("--out", required=True, help="run directory (config, checkpoints, metrics, model)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this global step (schedule unchanged)")
+    parser.add_argument("--steps", type=int, default=None, help="rescale the preset's plan to this many steps")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; saves a checkpoint and stops")
+    parser.add_argument("--init", default=None, help="model checkpoint to start the first stage from")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch per optimiser step")
+    parser.add_argument("--micro-batch", type=int, default=None, help="per-process micro-batch (accumulation)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    parser.add_argument("--parallel", choices=("auto", "none", "ddp", "fsdp"), default=None)
+    parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--ema-decay", type=float, default=None)
+    parser.add_argument("--any-mixture", action="store_true",
+                        help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
+    parser.add_argument("--loss-weights", default=None, metavar="JSON",
+                        help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The preset with the command-line overrides applied (validated by TrainConfig)."""
+    cfg = preset(args.preset)
+    if args.steps is not None:
+        cfg = cfg.with_total_steps(args.steps)
+    changes = {name: getattr(args, name) for name in
+               ("batch_size", "micro_batch", "seed", "precision", "parallel", "checkpoint_every", "ema_decay")
+               if getattr(args, name) is not None}
+    if args.loss_weights is not None:
+        try:
+            weights = json.loads(args.loss_weights)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--loss-weights is not valid JSON: {e}") from None
+        if not isinstance(weights, dict):
+            raise ValueError("--loss-weights must be a JSON object mapping task id -> weight")
+        changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
+    if args.any_mixture:
+        changes["stages"] = [dataclasses.replace(st, mixture="any") for st in cfg.stages]
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from pixwizard.train.parallel import shutdown
+    from pixwizard.train.trainer import RunOptions, train
+
+    cfg = config_from_args(args)
+    if args.max_steps is not None and args.max_steps < 0:
+        raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
+    if args.minutes is not None and args.minutes <= 0:
+        raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+    opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
+                      minutes=args.minutes, init=args.init, device=args.device)
+    try:
+        result = train(cfg, opts)
+    finally:
+        shutdown()
+    if result.export is not None:  # rank 0 only
+        print(json.dumps({"step": result.step, "samples": result.samples, "stopped_by": result.stopped_by,
+                          "checkpoint": str(result.checkpoint), "model": str(result.export)}))
+    return 0

@@ -1,0 +1,306 @@
+"""Trainer: configs and schedule, aligned crops and resumable batching, exact resume, stopping,
+metrics, export, and 2-process DDP / FSDP2 runs on CPU with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pixwizard.data.shards import (MANIFEST, atomic_write_json, encode_sample, item_key, shard_name, sidecar_path,
+                                   write_shard)
+from pixwizard.train.config import PRESETS, StageConfig, TrainConfig, preset
+from pixwizard.train.data import BatchStream, check_mixture, random_crop_pair
+from pixwizard.train.ema import EMA
+from pixwizard.train.schedule import learning_rate
+from pixwizard.train.trainer import RunOptions, train
+
+torch.set_num_threads(1)
+TASKS = ("denoise", "depth", "t2i")
+
+
+def make_dataset(folder: Path, n_shards: int = 4, per_shard: int = 6, size: int = 48, tasks=TASKS) -> Path:
+    """A tiny built dataset: target random, input = target + noise, instructions repeating."""
+    folder.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for s in range(n_shards):
+        samples = []
+        for j in range(per_shard):
+            i = s * per_shard + j
+            rng = np.random.default_rng(i)
+            tgt = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            inp = np.clip(tgt.astype(int) + rng.integers(-40, 40, tgt.shape), 0, 255).astype(np.uint8)
+            task = tasks[i % len(tasks)]
+            counts[task] = counts.get(task, 0) + 1
+            rec = {"task": task, "domain": "x", "instruction": f"please do {task} number {i % 5}", "index": i}
+            samples.append(encode_sample(item_key(i), inp, tgt, rec, {}))
+        path = folder / shard_name(s)
+        info = write_shard(path, samples)
+        atomic_write_json(sidecar_path(path), {"items": info.items})
+    atomic_write_json(folder / MANIFEST, {"size": size, "counts": {"items": sum(counts.values()), "tasks": counts}})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("ds"))
+
+
+def _weights(run: Path, step: int, name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / f"step-{step:09d}" / f"{name}.safetensors"))
+
+
+# ----------------------------------------------------------------------------- config and schedule
+
+
+def test_presets_build_and_round_trip():
+    for name in PRESETS:
+        cfg = preset(name)
+        assert cfg.total_steps > 0 and cfg.grad_clip == 2.0
+        assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    tiny = preset("cpu-tiny")
+    assert tiny.batch_size == 32 and tiny.decay_fraction == 0.2 and tiny.stages[0].resolutions == (64,)
+    assert max(tiny.stages[1].resolutions) == 128 and tiny.stages[1].mixture == "weighted"
+    p1, p2 = preset("paper-stage1"), preset("paper-stage2")
+    assert (p1.stages[0].lr, p2.stages[0].lr, p1.ema_decay, p1.batch_size) == (1e-4, 5e-5, 0.9999, 1024)
+    with pytest.raises(ValueError, match="unknown training preset"):
+        preset("nope")
+    with pytest.raises(ValueError, match="unknown TrainConfig option"):
+        TrainConfig.from_dict({"name": "x", "stages": [], "bogus": 1})
+
+
+def test_stage_lookup_and_rescale():
+    cfg = preset("debug")  # 4 + 4 steps
+    assert cfg.stage_at(0) == (0, 0) and cfg.stage_at(3) == (0, 3) and cfg.stage_at(4) == (1, 0)
+    with pytest.raises(ValueError, match="past the end"):
+        cfg.stage_at(8)
+    big = preset("cpu-tiny").with_total_steps(1200)
+    assert big.total_steps == 1200 and [s.steps for s in big.stages] == [900, 300]
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(name="s", decay_fraction=0.2, stages=[
+        StageConfig("a", steps=50, lr=1e-3, warmup_steps=10), StageConfig("b", steps=50, lr=5e-4)])
+    lrs = [learning_rate(cfg, s) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3) and lrs[30] == 1e-3
+    assert lrs[60] == 5e-4 and lrs[79] == 5e-4  # constant until the last 20%
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:])) and 0 < lrs[99] < 5e-4 * 0.06
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_crop_pair_uses_one_offset():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 200, (40, 50, 3), dtype=np.uint8)
+    a, b = random_crop_pair(base, base + 7, 16, rng)
+    assert a.shape == (16, 16, 3) and np.array_equal(b, a + 7)
+    with pytest.raises(ValueError, match="smaller than"):
+        random_crop_pair(base, base, 48, rng)
+    with pytest.raises(ValueError, match="not aligned"):
+        random_crop_pair(base, base[:30], 16, rng)
+
+
+def test_batch_stream_buckets_and_exact_resume(dataset):
+    stream = BatchStream(dataset, 5, (16, 32), seed=3)
+    for _ in range(3):
+        stream.next_batch()
+    state = json.loads(json.dumps(stream.state_dict()))  # survives JSON
+    ahead = [stream.next_batch() for _ in range(6)]  # crosses an epoch (24 items)
+    restored = BatchStream(dataset, 5, (16, 32), seed=3)
+    restored.load_state_dict(state)
+    again = [restored.next_batch() for _ in range(6)]
+    for x, y in zip(ahead, again):
+        assert torch.equal(x.inputs, y.inputs) and torch.equal(x.targets, y.targets) and x.tasks == y.tasks
+    assert {b.size for b in ahead} <= {16, 32} and ahead[0].inputs.shape[0] == 5
+    assert float(ahead[0].inputs.min()) >= -1 and float(ahead[0].inputs.max()) <= 1
+    with pytest.raises(ValueError, match="same number of processes"):
+        BatchStream(dataset, 5, (16,), seed=3, part=(0, 2)).load_state_dict(state)
+
+
+def test_check_mixture(tmp_path, dataset):
+    assert check_mixture(dataset, StageConfig("s", 1, resolutions=(32,), mixture="balanced")) == {"denoise": 8, "depth": 8, "t2i": 8}
+    with pytest.raises(ValueError, match="text-to-image"):
+        check_mixture(dataset, StageConfig("s", 1, resolutions=(32,), mixture="weighted"))
+    with pytest.raises(ValueError, match="built at 48 px"):
+        check_mixture(dataset, StageConfig("s", 1, resolutions=(64,)))
+    skew = make_dataset(tmp_path / "skew", n_shards=1, per_shard=4, tasks=("t2i", "t2i", "denoise", "depth"))
+    with pytest.raises(ValueError, match="balanced"):
+        check_mixture(skew, StageConfig("s", 1, resolutions=(32,), mixture="balanced"))
+    assert check_mixture(skew, StageConfig("s", 1, resolutions=(32,), mixture="weighted"))["t2i"] == 2
+
+
+def test_instruction_cache_is_batch_independent():
+    from pixwizard.config import preset as model_preset
+    from pixwizard.model.encoders import build_text_encoder
+    from pixwizard.train.text import InstructionCache
+
+    enc = build_text_encoder(model_preset("debug").text, cache_size=0)
+    cache = InstructionCache(enc, capacity=2)
+    long = "a much longer instruction with many more words in it"
+    both = cache.encode(["short one", long])
+    alone = InstructionCache(enc).encode(["short one"])
+    n = int(alone.mask.sum())
+    assert torch.equal(both.tokens[0, :n], alone.tokens[0, :n]) and torch.equal(both.pooled[0], alone.pooled[0])
+    assert not both.mask[0, n:].any() and both.mask[1].all()
+    cache.encode(["third"])  # capacity 2: "short one" is evicted, recomputed bitwise equal
+    again = cache.encode(["short one"])
+    assert torch.equal(again.pooled[0], alone.pooled[0]) and cache.stats()["misses"] == 4
+
+
+def test_ema_update_rule():
+    lin = torch.nn.Linear(2, 1)
+    ema = EMA(lin, decay=0.5, warmup=False)
+    before = lin.weight.detach().clone()
+    with torch.no_grad():
+        lin.weight.add_(2.0)
+    ema.update(lin)
+    assert torch.allclose(ema.shadow["weight"], before + 1.0)
+    warm = EMA(lin, decay=0.999)
+    assert warm.current_decay() == pytest.approx(0.1)
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def test_resume_is_exact_and_export_loads(tmp_path, dataset):
+    cfg = preset("debug")  # stage boundary at step 4, checkpoints every 2 steps
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(cfg, RunOptions(out=straight, data=[str(dataset)], max_steps=6))
+    first = train(cfg, RunOptions(out=split, data=[str(dataset)], max_steps=3))
+    assert first.stopped_by == "max_steps" and first.step == 3
+    second = train(cfg, RunOptions(out=split, data=[str(dataset)], max_steps=6, resume=True))
+    assert second.step == 6 and second.samples == 24
+    for name in ("model", "ema"):
+        a, b = _weights(straight, 6, name), _weights(split, 6, name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], _weights(split, 4, "model")[k]) for k in a)  # it did train
+    oa = torch.load(straight / "checkpoints/step-000000006/optim.pt", weights_only=True)
+    ob = torch.load(split / "checkpoints/step-000000006/optim.pt", weights_only=True)
+    assert all(torch.equal(oa["state"][i][k], ob["state"][i][k]) for i in oa["state"] for k in oa["state"][i])
+    assert len(list((split / "checkpoints").iterdir())) == cfg.keep_last
+
+    from pixwizard.checkpoint import load_model
+
+    model, info = load_model(split / "model.safetensors")
+    assert info.trained_samples == 24 and info.config.name == "debug"
+    ema = _weights(split, 6, "ema")
+    assert all(torch.equal(v, ema[k]) for k, v in model.trainable_state_dict().items())
+
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train(cfg, RunOptions(out=split, data=[str(dataset)]))
+    changed = preset("debug")
+    changed.seed = 1
+    with pytest.raises(ValueError, match="differs in seed"):
+        train(changed, RunOptions(out=split, data=[str(dataset)], resume=True))
+
+
+def test_metrics_curve_and_zero_loss_weights(tmp_path, dataset):
+    cfg = preset("debug")
+    cfg.loss_weights = {t: 0.0 for t in TASKS}
+    run = tmp_path / "run"
+    train(cfg, RunOptions(out=run, data=[str(dataset)], max_steps=2))
+    init = _weights(run, 2, "model")
+    from pixwizard.train.trainer import build_model
+    from pixwizard.config import preset as model_preset
+
+    fresh = build_model(model_preset("debug"), cfg.seed).trainable_state_dict()
+    assert all(torch.equal(init[k], fresh[k]) for k in init)  # zero weights: zero gradients, no update
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and rows[0]["loss"] == 0.0
+    assert any(k.startswith("loss/") and v > 0 for k, v in rows[0].items())  # per-task loss stays unweighted
+    assert {"lr", "grad_norm", "samples_per_s", "stage"} <= rows[0].keys()
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="no loss values"):
+        from pixwizard.train.log import draw_loss_curve
+        draw_loss_curve(run / "metrics.jsonl", tmp_path / "x.png")
+    cfg2 = preset("debug")
+    run2 = tmp_path / "run2"
+    train(cfg2, RunOptions(out=run2, data=[str(dataset)], max_steps=3))
+    assert Image.open(run2 / "loss.png").size == (800, 480)
+
+
+def test_time_limit_and_sigterm_save_then_resume(tmp_path, dataset):
+    cfg = preset("debug").with_total_steps(400)
+    run = tmp_path / "timed"
+    res = train(cfg, RunOptions(out=run, data=[str(dataset)], minutes=1e-6))
+    assert res.stopped_by == "minutes" and res.step == 1 and res.checkpoint.name == "step-000000001"
+
+    def kill_soon():
+        while not (run / "metrics.jsonl").is_file() or len((run / "metrics.jsonl").read_text().splitlines()) < 3:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=kill_soon, daemon=True).start()
+    res = train(cfg, RunOptions(out=run, data=[str(dataset)], resume=True))
+    assert res.stopped_by == "signal" and 2 < res.step < 400
+    assert json.loads((res.checkpoint / "state.json").read_text())["step"] == res.step
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert (run / "model.safetensors").is_file()
+
+
+def test_cli_errors(tmp_path, dataset, capsys):
+    from pixwizard.cli import main
+
+    assert main(["train", "--preset", "nope", "--data", str(dataset), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown training preset" in capsys.readouterr().err
+    assert main(["train", "--preset", "debug", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--preset", "debug", "--data", str(dataset), "--out", str(tmp_path / "r"),
+                 "--loss-weights", "[1]"]) == 2
+
+
+# ----------------------------------------------------------------------------- 2 processes on gloo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "pixwizard.train", *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_ddp_two_processes_end_identical(tmp_path, dataset):
+    out = tmp_path / "ddp"
+    proc = _torchrun(["--preset", "debug", "--data", str(dataset), "--out", str(out), "--max-steps", "3"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["strategy"] == "ddp" and summary["samples"] == 12
+    fp = summary["fingerprints"]
+    assert len(fp) == 2 and fp[0] == fp[1]  # both ranks hold bitwise the same weights
+    assert sorted(p.name for p in (out / "checkpoints/step-000000003").glob("rank-*.pt")) == \
+        ["rank-00000.pt", "rank-00001.pt"]
+
+
+def test_fsdp2_two_processes_on_gloo(tmp_path, dataset):
+    """FSDP2 (fully_shard per block) runs on CPU with gloo at debug size; its full-state export
+    loads as a normal model."""
+    out = tmp_path / "fsdp"
+    proc = _torchrun(["--preset", "debug", "--data", str(dataset), "--out", str(out), "--max-steps", "2",
+                      "--parallel", "fsdp"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["strategy"] == "fsdp"
+    from pixwizard.checkpoint import load_model
+
+    model, info = load_model(out / "model.safetensors")
+    assert info.trained_samples == 8
+    fresh = _weights(out, 2, "model")
+    assert any(not torch.equal(v, fresh[k]) for k, v in model.trainable_state_dict().items())  # EMA != raw
