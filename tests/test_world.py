@@ -238,3 +238,18 @@ def test_photo_textures_and_caption(tmp_path):
     assert text.count(" and ") >= 1 and text.endswith("wall")
     with pytest.raises(FileNotFoundError):
         WORLD_GENERATORS["depth"](0, [tmp_path / "missing.png"], 64)
+
+
+def test_an_object_hidden_from_the_camera_renders_without_error():
+    """A body id above every visible segmentation id (an object out of view) must not break the
+    instance lookup table."""
+    import dataclasses
+
+    from pixwizard.data.world.render import render_scene
+    from pixwizard.data.world.scene import sample_scene
+
+    scene = sample_scene(np.random.default_rng(3), n_objects=(4, 4))
+    away = tuple(dataclasses.replace(o, x=o.x + 500.0 + 10 * i) for i, o in enumerate(scene.objects[1:]))
+    hidden = dataclasses.replace(scene, objects=scene.objects[:1] + away)
+    r = render_scene(hidden, size=32)
+    assert r.instances.max() <= len(hidden.objects) - 1

@@ -268,7 +268,8 @@ class WorldRenderer:
         focal = focal_length(cam, size)
         normals = normals_from_depth(depth, focal, seg)
 
-        lut = np.zeros(int(seg.max()) + 2, dtype=np.int32)
+        # sized for every body: an object hidden from the camera has an id above seg.max()
+        lut = np.zeros(max(int(seg.max()), max(body_to_index, default=0)) + 2, dtype=np.int32)
         for body, index in body_to_index.items():
             lut[body] = index + 1
         instances = lut[np.where(hit, seg, -1)]
