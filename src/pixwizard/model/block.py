@@ -46,6 +46,6 @@ class DiTBlock(nn.Module):
         sem = self.semantic_tokens(semantic, task, generator) if self.use_semantic and semantic is not None else None
         h = self.attention(modulate(self.attention_norm1(x), scale_msa), freqs, q_scale,
                            self_mask, text, text_mask, sem)
-        x = x + torch.tanh(gate_msa).unsqueeze(1) * self.attention_norm2(h)
+        x = torch.addcmul(x, torch.tanh(gate_msa).unsqueeze(1), self.attention_norm2(h))  # x + gate * h
         h = self.feed_forward(modulate(self.ffn_norm1(x), scale_mlp))
-        return x + torch.tanh(gate_mlp).unsqueeze(1) * self.ffn_norm2(h)
+        return torch.addcmul(x, torch.tanh(gate_mlp).unsqueeze(1), self.ffn_norm2(h))

@@ -24,7 +24,7 @@ class RMSNorm(nn.Module):
 
 def modulate(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Scale-only adaLN: ``x * (1 + scale)``; x [B, N, D], scale [B, D]."""
-    return x * (1 + scale.unsqueeze(1))
+    return torch.addcmul(x, x, scale.unsqueeze(1))  # x + x * scale, one pass
 
 
 def swiglu_hidden(dim: int, mult: float, multiple_of: int) -> int:
