@@ -19,7 +19,9 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixwizard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pixwizard", description="PixWizard: one image, one free-form instruction, one image back "
+                                      "(restoration, grounding, dense prediction, editing, generation).")
     parser.add_argument("--version", action="version", version=f"pixwizard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
