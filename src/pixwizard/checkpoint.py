@@ -1,7 +1,8 @@
 """Model checkpoints: safetensors with the resolved config in the metadata, written atomically.
 
 Metadata keys: ``pixwizard_config`` (the full config as JSON), ``pixwizard_version``,
-``trained_samples`` (samples seen in training; "0" for untrained weights), ``format`` ("pixwizard-model-1").
+``trained_samples`` (samples seen in training; "0" for untrained weights), ``format`` ("pixwizard-model-1"),
+and optionally ``notice``: one line the tools show users (e.g. that a checkpoint is an early one).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, 
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is a normal file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

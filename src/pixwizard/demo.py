@@ -70,4 +70,4 @@ def run_demo(out: Path, checkpoint: str | None = None, size: int = 128, device: 
             written[f"{job.name}_{kind}"] = str(save_image(out / f"{job.name}_{kind}.png", img))
         rows.append(render_row((sample.input, result.image, target), f"[{job.task}] {instruction}", style))
     sheet = save_image(out / "demo.png", tile(rows, SheetStyle(cell=size, columns=1)))
-    return {"sheet": str(sheet), "files": written, "untrained": pipe.untrained}
+    return {"sheet": str(sheet), "files": written, "untrained": pipe.untrained, "notice": pipe.notice}

@@ -93,6 +93,7 @@ class PixWizardPipeline:
         self.codec = codec
         self.precision = precision
         self.untrained = untrained
+        self.notice: str | None = None  # a checkpoint's one-line notice for users, if it has one
         self.work_max_pixels = work_max_pixels
         self._null_text: TextEncoding | None = None
         self._router = None
@@ -105,17 +106,21 @@ class PixWizardPipeline:
         the ``preset_name`` model is built with its initial weights and flagged as untrained."""
         dev = resolve_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        notice = None
         if path.is_file() or checkpoint is not None:
             model, info = load_model(path, device=dev)
             untrained = info.trained_samples == 0
+            notice = info.extra.get("notice")
         else:
             from pixwizard.model.pixwizard import PixWizard
 
             torch.manual_seed(0)
             model, untrained = PixWizard(preset(preset_name)), True
         cfg = model.config
-        return cls(model, build_text_encoder(cfg.text, device=str(dev)), build_codec(cfg.codec).to(dev),
+        pipe = cls(model, build_text_encoder(cfg.text, device=str(dev)), build_codec(cfg.codec).to(dev),
                    device=dev, precision=precision, untrained=untrained)
+        pipe.notice = notice
+        return pipe
 
     # ------------------------------------------------------------------ pieces
     def route(self, instruction: str) -> Route:

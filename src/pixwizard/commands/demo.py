@@ -22,6 +22,8 @@ def main(args: argparse.Namespace) -> int:
     res = run_demo(args.out, args.checkpoint, args.size, args.device)
     if res["untrained"]:
         print(f"warning: {UNTRAINED_WARNING}", file=sys.stderr)
+    if res["notice"]:
+        print(f"note: {res['notice']}", file=sys.stderr)
     print(f"PixWizard demo: {len(res['files']) // 3} jobs; outputs in {args.out}/")
     print(f"side-by-side sheet (input | output | target): {res['sheet']}")
     return 0

@@ -47,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     img = load_image(args.image, max_pixels=pipe.config.max_pixels)
     if pipe.untrained:
         print(f"warning: {UNTRAINED_WARNING}", file=sys.stderr)
+    if pipe.notice:
+        print(f"note: {pipe.notice}", file=sys.stderr)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
