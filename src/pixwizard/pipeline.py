@@ -235,14 +235,4 @@ def _repeat(t: TextEncoding, n: int) -> TextEncoding:
 
 def _cat(items: list[TextEncoding]) -> TextEncoding:
     """Concatenate encodings along the batch, right-padding token lists to the longest."""
-    length = max(e.tokens.shape[1] for e in items)
-
-    def pad(x: torch.Tensor, value) -> torch.Tensor:
-        extra = length - x.shape[1]
-        if extra == 0:
-            return x
-        shape = (x.shape[0], extra, *x.shape[2:])
-        return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=1)
-
-    return TextEncoding(torch.cat([pad(e.tokens, 0) for e in items]), torch.cat([pad(e.mask, False) for e in items]),
-                        torch.cat([e.pooled for e in items]))
+    return TextEncoding.pack([item for e in items for item in e.unpack()])

@@ -98,6 +98,15 @@ def _check_hw(arr: np.ndarray, sample: Sample, key: str) -> None:
         raise ValueError(f"truth[{key!r}] is {arr.shape[:2]} but the input is {sample.input.shape[:2]}")
 
 
+def _truth_mask(sample: Sample, codec: str) -> np.ndarray:
+    """``truth["mask"]``, checked: an HxW bool array of the input's size."""
+    mask = np.asarray(_truth(sample, "mask", codec))
+    if mask.ndim != 2 or mask.dtype != bool:
+        raise ValueError(f"truth['mask'] must be an HxW bool array, got {mask.dtype} {mask.shape}")
+    _check_hw(mask, sample, "mask")
+    return mask
+
+
 def _slot_colour(slots: dict[str, str], codec: str) -> np.ndarray:
     if "colour" not in slots:
         raise ValueError(f"codec {codec!r} needs the slot 'colour' (the colour the instruction names)")
@@ -242,10 +251,7 @@ class OverlayCodec:
     name: str = "overlay"
 
     def encode(self, sample: Sample) -> np.ndarray:
-        mask = np.asarray(_truth(sample, "mask", self.name))
-        if mask.ndim != 2 or mask.dtype != bool:
-            raise ValueError(f"truth['mask'] must be an HxW bool array, got {mask.dtype} {mask.shape}")
-        _check_hw(mask, sample, "mask")
+        mask = _truth_mask(sample, self.name)
         colour = _slot_colour(sample.slots, self.name).astype(np.float32)
         out = sample.input.copy()
         blend = np.rint(0.5 * sample.input.astype(np.float32) + 0.5 * colour).astype(np.uint8)
@@ -272,10 +278,7 @@ class MaskCodec:
     name: str = "mask"
 
     def encode(self, sample: Sample) -> np.ndarray:
-        mask = np.asarray(_truth(sample, "mask", self.name))
-        if mask.ndim != 2 or mask.dtype != bool:
-            raise ValueError(f"truth['mask'] must be an HxW bool array, got {mask.dtype} {mask.shape}")
-        _check_hw(mask, sample, "mask")
+        mask = _truth_mask(sample, self.name)
         return _grey(np.where(mask, 255, 0).astype(np.uint8))
 
     def decode(self, output: np.ndarray, input: np.ndarray, slots: dict[str, str]) -> Decoded:

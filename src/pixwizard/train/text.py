@@ -44,15 +44,7 @@ class InstructionCache:
 
     def encode(self, texts: list[str]) -> TextEncoding:
         """[B, L, D] tokens padded on the right to the longest text, mask True = real token, pooled [B, P]."""
-        items = [self._one(t) for t in texts]
-        length = max(1, max(tok.shape[0] for tok, _ in items))
-        dim = items[0][0].shape[-1]
-        tokens = torch.zeros(len(items), length, dim)
-        mask = torch.zeros(len(items), length, dtype=torch.bool)
-        for i, (tok, _) in enumerate(items):
-            tokens[i, : tok.shape[0]] = tok
-            mask[i, : tok.shape[0]] = True
-        return TextEncoding(tokens, mask, torch.stack([p for _, p in items]))
+        return TextEncoding.pack([self._one(t) for t in texts])
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "size": len(self._cache)}

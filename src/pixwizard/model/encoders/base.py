@@ -28,6 +28,25 @@ class TextEncoding:
     def index(self, idx) -> "TextEncoding":
         return TextEncoding(self.tokens[idx], self.mask[idx], self.pooled[idx])
 
+    def unpack(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per item: (its real token states [n, D], its pooled vector [P]); masks are right-padded."""
+        return [(self.tokens[i, : int(self.mask[i].sum())], self.pooled[i]) for i in range(self.tokens.shape[0])]
+
+    @staticmethod
+    def pack(items: list[tuple[torch.Tensor, torch.Tensor]]) -> "TextEncoding":
+        """A batch from per-item (tokens [n_i, D], pooled [P]): tokens right-padded with zeros to the
+        longest item (at least 1), mask True on real tokens."""
+        if not items:
+            raise ValueError("pack needs at least one item")
+        length = max(1, max(tok.shape[0] for tok, _ in items))
+        ref = items[0][0]
+        tokens = ref.new_zeros(len(items), length, ref.shape[-1])
+        mask = torch.zeros(len(items), length, dtype=torch.bool, device=ref.device)
+        for i, (tok, _) in enumerate(items):
+            tokens[i, : tok.shape[0]] = tok
+            mask[i, : tok.shape[0]] = True
+        return TextEncoding(tokens, mask, torch.stack([p for _, p in items]))
+
 
 @runtime_checkable
 class TextEncoder(Protocol):

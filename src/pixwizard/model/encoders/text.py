@@ -144,16 +144,7 @@ class FrozenTextEncoder(nn.Module):
                     self._cache[t] = item
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        items = [found[t] for t in texts]
-        length = max(tok.shape[0] for tok, _ in items)
-        ref = items[0][0]
-        tokens = ref.new_zeros(len(items), length, ref.shape[-1])
-        mask = torch.zeros(len(items), length, dtype=torch.bool, device=ref.device)
-        for i, (tok, _) in enumerate(items):
-            tokens[i, : tok.shape[0]] = tok
-            mask[i, : tok.shape[0]] = True
-        pooled = torch.stack([p for _, p in items])
-        return TextEncoding(tokens=tokens, mask=mask, pooled=pooled)
+        return TextEncoding.pack([found[t] for t in texts])
 
 
 # ----------------------------------------------------------------------------- kinds
