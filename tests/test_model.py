@@ -197,3 +197,36 @@ def test_short_kv_attention_equals_sdpa(length):
     assert torch.allclose(short_kv_attention(q, k, v, mask), ref, atol=1e-5)
     assert torch.allclose(short_kv_attention(q, k, v, None),
                           torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True), atol=1e-5)
+
+
+def test_condition_skip_starts_as_the_identity(debug_cfg):
+    cfg = dataclasses.replace(debug_cfg, model=dataclasses.replace(debug_cfg.model, condition_skip=True))
+    torch.manual_seed(0)
+    m = PixWizard(cfg)
+    cond = torch.randn(2, 3, 16, 24)
+    out = m(torch.randn(2, 3, 16, 24), torch.rand(2), cond, fake_text(2, cfg))
+    assert torch.equal(out, cond)  # zero-initialised final layer: the clean estimate is the condition
+    randomize_zero_init(m)
+    x, t, text = torch.randn(2, 3, 16, 24), torch.rand(2), fake_text(2, cfg)
+    plain = PixWizard(debug_cfg)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("skip_gate.")})
+    m.eval(), plain.eval()  # the sampler's Gumbel noise is for training only
+    gate = 1 + m.skip_gate(text.pooled)  # per item and channel, from the task embedding
+    assert gate.shape == (2, 3) and not torch.allclose(gate, torch.ones_like(gate))
+    assert torch.allclose(m(x, t, cond, text), plain(x, t, cond, text) + gate[:, :, None, None] * cond, atol=1e-5)
+    # a dropped condition (zeros) adds nothing
+    assert torch.allclose(m(x, t, torch.zeros_like(cond), text), plain(x, t, torch.zeros_like(cond), text))
+
+
+def test_condition_skip_needs_x_prediction_and_structure(debug_cfg):
+    from pixwizard.config import PixWizardConfig
+
+    d = debug_cfg.to_dict()
+    d["model"]["condition_skip"] = True
+    d["flow"]["prediction"] = "velocity"
+    with pytest.raises(ValueError, match="needs flow.prediction"):
+        PixWizardConfig.from_dict(d)
+    d["flow"]["prediction"] = "x"
+    d["model"]["use_structural"] = False
+    with pytest.raises(ValueError, match="needs model.use_structural"):
+        PixWizardConfig.from_dict(d)

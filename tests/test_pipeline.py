@@ -201,3 +201,19 @@ def test_overlay_output_is_decoded_with_the_named_colour(pipe):
     assert note is None and decoded.mask.mean() > 0.9
     decoded, note = decode_output("refbox", img, img, "draw a box around the cube")
     assert decoded is None and "no colour" in note
+
+
+def test_condition_skip_model_starts_by_returning_its_input():
+    """A new condition-skip model (zero final layer) gives back the input image through the whole
+    sampler, whatever the steps; the skip goes through the same path in training and inference."""
+    import dataclasses
+
+    cfg = preset("debug")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, condition_skip=True))
+    torch.manual_seed(0)
+    m = PixWizard(cfg).eval()
+    p = NoRouting(m, build_text_encoder(cfg.text), build_codec(cfg.codec), device="cpu")
+    img = image(20, 28, seed=3)
+    for steps in (1, 3):
+        out = p(img, "remove the noise", steps=steps, seed=1).image
+        assert np.abs(out.astype(int) - img.astype(int)).max() <= 1

@@ -84,6 +84,14 @@ class ModelConfig:
     sampler_tau: float = 5.0  # Gumbel-softmax temperature
     learn_sigma: bool = False  # the paper's checkpoint predicts extra channels; we never use them
     qk_norm: bool = True
+    # Condition-anchored x-prediction: the clean-target estimate is ``gate * condition + network
+    # output`` (a skip from the structural condition to the output), with a per-channel gate
+    # ``1 + linear(task embedding)`` initialised to 1. With the zero-initialised final layer a new
+    # model returns its input, so restoration and editing start from the identity and learn the
+    # change, while dense tasks can learn to close the gate. Needs x-prediction and structural
+    # guidance; the condition is zero where it is dropped and for text-to-image. Not in the paper
+    # (measured in MODEL_CARD.md and docs/ablations.md).
+    condition_skip: bool = False
 
 
 @dataclass
@@ -115,6 +123,14 @@ class PixWizardConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     max_pixels: int = 4096 * 4096  # images above this are refused
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, ModelConfig) and isinstance(self.flow, FlowConfig) and self.model.condition_skip:
+            if self.flow.prediction != "x":
+                raise ValueError("model.condition_skip needs flow.prediction = 'x' (it anchors the clean-target "
+                                 f"estimate on the condition), got {self.flow.prediction!r}")
+            if not self.model.use_structural:
+                raise ValueError("model.condition_skip needs model.use_structural (the skip is a structural path)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -163,14 +163,13 @@ class PixWizardPipeline:
         # the semantic tokens do not depend on x or t: encode them once per call of the sampler
         sem = self.model.encode_semantic(pix_b)
         flow = self.config.flow
-        dit = self.model.dit
+        model = self.model
 
         def v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             xb = x.repeat(len(branches), 1, 1, 1)
             tb = t.repeat(len(branches))
             with autocast(self.device, self.precision):
-                out = dit(xb, tb, cond=cond_b, text_tokens=text_b.tokens, text_mask=text_b.mask,
-                          text_pooled=text_b.pooled, semantic=sem)
+                out = model.predict(xb, tb, cond_b, text_b, sem)
             vel = to_velocity(flow.prediction, out.float(), xb, tb, flow.t_eps)
             return combine(dict(zip(branches, vel.split(n))), text_guidance, image_guidance)
 

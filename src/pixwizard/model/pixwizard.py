@@ -23,6 +23,12 @@ class PixWizard(nn.Module):
         if cfg.model.use_semantic and semantic_encoder is None:
             semantic_encoder = build_semantic_encoder(cfg.semantic)
         self.semantic = semantic_encoder if cfg.model.use_semantic else None
+        # condition skip: x1_hat = net + gate * cond, gate = 1 + linear(task embedding) per channel,
+        # zero-initialised (a new model returns its input); lets dense tasks learn to close the skip
+        self.skip_gate = nn.Linear(cfg.model.task_dim, cfg.model.in_channels) if cfg.model.condition_skip else None
+        if self.skip_gate is not None:
+            nn.init.zeros_(self.skip_gate.weight)
+            nn.init.zeros_(self.skip_gate.bias)
 
     def encode_semantic(self, cond_pixels: torch.Tensor, valid_sizes: list[tuple[int, int]] | None = None):
         """Semantic tokens of the condition image [B, 3, H, W] in [-1, 1]; in a padded mixed-size
@@ -38,12 +44,24 @@ class PixWizard(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t, cond: latents [B, C, H, W]; text: the encoded instructions; cond_pixels: the condition
         image in pixel space for the semantic encoder (defaults to ``cond``, right for pixel space);
-        valid_sizes: latent (H, W) per item of a padded batch. Returns the DiT output."""
+        valid_sizes: latent (H, W) per item of a padded batch. Returns the DiT output (plus ``cond``
+        with ``model.condition_skip``)."""
         f = self.config.codec.downsample
         pix_sizes = None if valid_sizes is None else [(h * f, w * f) for h, w in valid_sizes]
         sem = self.encode_semantic(cond if cond_pixels is None else cond_pixels, pix_sizes)
-        return self.dit(x_t, t, cond=cond, text_tokens=text.tokens, text_mask=text.mask,
-                        text_pooled=text.pooled, semantic=sem, valid_sizes=valid_sizes, generator=generator)
+        return self.predict(x_t, t, cond, text, sem, valid_sizes=valid_sizes, generator=generator)
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, text: TextEncoding,
+                semantic: torch.Tensor | None, valid_sizes: list[tuple[int, int]] | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """The network output given already-encoded semantic tokens (the sampler encodes them once
+        per image, not once per step): the DiT output, plus the gated ``cond`` with ``model.condition_skip``."""
+        out = self.dit(x_t, t, cond=cond, text_tokens=text.tokens, text_mask=text.mask,
+                       text_pooled=text.pooled, semantic=semantic, valid_sizes=valid_sizes, generator=generator)
+        if self.skip_gate is not None:  # x1_hat = gate * condition + change (config checks prediction = x)
+            gate = 1 + self.skip_gate(text.pooled.to(self.skip_gate.weight.dtype))
+            out = out + gate.to(out.dtype)[:, :, None, None] * cond.to(out.dtype)
+        return out
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The state without a frozen semantic encoder (which is loaded from its own weights)."""
