@@ -304,3 +304,20 @@ def test_fsdp2_two_processes_on_gloo(tmp_path, dataset):
     assert info.trained_samples == 8
     fresh = _weights(out, 2, "model")
     assert any(not torch.equal(v, fresh[k]) for k, v in model.trainable_state_dict().items())  # EMA != raw
+
+
+def test_model_overrides_reach_the_model_and_checkpoint(tmp_path, dataset):
+    import dataclasses
+
+    cfg = dataclasses.replace(preset("debug"), model_overrides={"model": {"use_semantic": False, "condition_skip": True}})
+    mcfg = cfg.model_config()
+    assert mcfg.model.use_semantic is False and mcfg.model.condition_skip is True
+    assert mcfg.model.dim == preset("debug").model_config().model.dim  # the rest of the preset is kept
+    train(cfg, RunOptions(out=tmp_path / "run", data=[str(dataset)], max_steps=2))
+    from pixwizard.checkpoint import load_model
+
+    model, info = load_model(tmp_path / "run" / "model.safetensors")
+    assert info.config.model.condition_skip and model.semantic is None
+    bad = dataclasses.replace(preset("debug"), model_overrides={"model": {"no_such_field": 1}})
+    with pytest.raises(ValueError, match="no_such_field"):
+        bad.model_config()

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pixwizard.config import preset as model_preset
+from pixwizard.config import PixWizardConfig, preset as model_preset
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.runtime import resolve_device, use_bf16
 from pixwizard.train.data import Batch
@@ -29,11 +29,13 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps: int = 5, device: str | None = None,
-                   warmup: int = 2, precision: str = "auto", seed: int = 0) -> dict[str, Any]:
-    """Time ``steps`` training steps (after ``warmup``) of model preset ``preset`` on ``batch``
-    random ``size``-px crops. Returns samples/s, seconds per step and the text-encoding costs."""
+                   warmup: int = 2, precision: str = "auto", seed: int = 0,
+                   config: PixWizardConfig | None = None, count_flops: bool = False) -> dict[str, Any]:
+    """Time ``steps`` training steps (after ``warmup``) of model preset ``preset`` (or ``config``)
+    on ``batch`` random ``size``-px crops. Returns samples/s, seconds per step and the text-encoding
+    costs; with ``count_flops`` also the FLOPs of one step (forward + backward, torch's counter)."""
     dev = resolve_device(device)
-    cfg = model_preset(preset)
+    cfg = config if config is not None else model_preset(preset)
     multiple = cfg.model.patch_size * cfg.codec.downsample
     if size % multiple:
         raise ValueError(f"size {size} is not a multiple of {multiple} for preset {preset!r}")
@@ -62,6 +64,13 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
 
     for _ in range(warmup):
         step()
+    flops = None
+    if count_flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = int(counter.get_total_flops())
     _sync(dev)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -81,5 +90,5 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
         "size": size, "batch": batch, "steps": steps, "params": sum(p.numel() for p in params),
         "seconds_per_step": seconds, "samples_per_s": batch / seconds,
         "text_encode_miss_ms_per_batch": 1000 * miss, "text_encode_hit_ms_per_batch": 1000 * hit,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "flops_per_step": flops,
     }

@@ -21,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:
+    from pixwizard.config import PixWizardConfig
 
 Mixture = Literal["balanced", "weighted", "any"]
 Parallel = Literal["auto", "none", "ddp", "fsdp"]
@@ -60,6 +63,9 @@ class TrainConfig:
 
     name: str
     model: str = "tiny"  # a pixwizard.config preset name
+    # Changes to that preset, as a nested dict of PixWizardConfig fields, e.g.
+    # {"model": {"use_semantic": false}} (ablations); validated when the run starts.
+    model_overrides: dict[str, Any] = field(default_factory=dict)
     stages: list[StageConfig] = field(default_factory=list)
     batch_size: int = 32  # global batch per optimiser step
     micro_batch: int | None = None  # per-rank micro-batch (None = batch_size / world, no accumulation)
@@ -94,6 +100,13 @@ class TrainConfig:
         for task, w in self.loss_weights.items():
             if w < 0:
                 raise ValueError(f"loss weight of task {task!r} must be >= 0, got {w}")
+
+    def model_config(self) -> "PixWizardConfig":
+        """The model preset with ``model_overrides`` applied (unknown fields raise ValueError)."""
+        from pixwizard.config import PixWizardConfig, preset as model_preset
+
+        base = model_preset(self.model).to_dict()
+        return PixWizardConfig.from_dict(_merge(base, self.model_overrides))
 
     @property
     def total_steps(self) -> int:
@@ -138,6 +151,13 @@ class TrainConfig:
             if bad:
                 raise ValueError(f"unknown StageConfig option(s): {', '.join(bad)}")
         return cls(**d)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 # ----------------------------------------------------------------------------- presets

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema-decay", type=float, default=None)
     parser.add_argument("--any-mixture", action="store_true",
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
+    parser.add_argument("--model-overrides", default=None, metavar="JSON",
+                        help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\'')
     parser.add_argument("--loss-weights", default=None, metavar="JSON",
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
 
@@ -50,6 +52,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if not isinstance(weights, dict):
             raise ValueError("--loss-weights must be a JSON object mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
+    if args.model_overrides is not None:
+        try:
+            overrides = json.loads(args.model_overrides)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--model-overrides is not valid JSON: {e}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError("--model-overrides must be a JSON object of PixWizardConfig fields")
+        changes["model_overrides"] = overrides
     if args.any_mixture:
         changes["stages"] = [dataclasses.replace(st, mixture="any") for st in cfg.stages]
     return dataclasses.replace(cfg, **changes) if changes else cfg

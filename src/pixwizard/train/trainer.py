@@ -30,7 +30,6 @@ import torch
 import torch.nn as nn
 
 from pixwizard.config import FlowConfig, PixWizardConfig
-from pixwizard.config import preset as model_preset
 from pixwizard.flow import apply_dropout, draw_dropout, flow_loss, interpolate, sample_training_times
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.pixwizard import PixWizard
@@ -145,7 +144,7 @@ class Trainer:
         if self.per_rank % self.micro:
             raise ValueError(f"per-process batch {self.per_rank} is not a multiple of micro_batch {self.micro}")
         self.accum = self.per_rank // self.micro
-        self.mcfg = model_preset(cfg.model)
+        self.mcfg = cfg.model_config()
         multiple = self.mcfg.model.patch_size * self.mcfg.codec.downsample
         for s in cfg.stages:
             bad = [r for r in s.resolutions if r % multiple]
