@@ -36,6 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
 
 
+def _json_object(text: str, option: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{option} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object {what}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The preset with the command-line overrides applied (validated by TrainConfig)."""
     cfg = preset(args.preset)
@@ -45,21 +55,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                ("batch_size", "micro_batch", "seed", "precision", "parallel", "checkpoint_every", "ema_decay")
                if getattr(args, name) is not None}
     if args.loss_weights is not None:
-        try:
-            weights = json.loads(args.loss_weights)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--loss-weights is not valid JSON: {e}") from None
-        if not isinstance(weights, dict):
-            raise ValueError("--loss-weights must be a JSON object mapping task id -> weight")
+        weights = _json_object(args.loss_weights, "--loss-weights", "mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
     if args.model_overrides is not None:
-        try:
-            overrides = json.loads(args.model_overrides)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--model-overrides is not valid JSON: {e}") from None
-        if not isinstance(overrides, dict):
-            raise ValueError("--model-overrides must be a JSON object of PixWizardConfig fields")
-        changes["model_overrides"] = overrides
+        changes["model_overrides"] = _json_object(args.model_overrides, "--model-overrides",
+                                                  "of PixWizardConfig fields")
     if args.any_mixture:
         changes["stages"] = [dataclasses.replace(st, mixture="any") for st in cfg.stages]
     return dataclasses.replace(cfg, **changes) if changes else cfg
