@@ -56,6 +56,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             {"model": {"condition_skip": False}}, True, None),
 ]}
 PAPER_VARIANTS = ("full", "structure-only", "semantic-only", "no-sampler", "no-two-stage")
+# The full model, spelt out so that the ablation does not move when a preset's defaults change.
+FULL_MODEL = {"model": {"use_structural": True, "use_semantic": True, "sampler_enabled": True, "condition_skip": True}}
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def train_config(cfg: AblationConfig, variant: str, seed: int) -> TrainConfig:
     else:
         stages = [StageConfig("stage2", steps=cfg.budget, lr=cfg.lr, resolutions=res, mixture=mix2,
                               data=cfg.stage2_data)]
-    return TrainConfig(name=f"ablate-{run_name(variant, seed)}", model=cfg.model, model_overrides=dict(v.overrides),
+    overrides = {"model": {**FULL_MODEL["model"], **v.overrides.get("model", {})}}
+    return TrainConfig(name=f"ablate-{run_name(variant, seed)}", model=cfg.model, model_overrides=overrides,
                        stages=stages, batch_size=cfg.batch_size, seed=seed, precision="auto", ema_decay=0.999,
                        decay_fraction=0.2, checkpoint_every=max(1, min(100, cfg.budget // 4)), keep_last=2,
                        log_every=max(1, min(20, cfg.budget // 10)))
@@ -195,7 +198,7 @@ def evaluate_variant(cfg: AblationConfig, variant: str, seed: int, progress: boo
     return metrics
 
 
-def step_costs(cfg: AblationConfig, variant: str, repeats: int = 3) -> dict[str, float]:
+def step_costs(cfg: AblationConfig, variant: str, repeats: int = 5) -> dict[str, float]:
     """FLOPs and wall time of one training step (batch x resolution, forward + backward + AdamW)
     and of one inference step (one forward at cost_size x cost_size, batch 1, semantic encoder included)."""
     from pixwizard.benchmarks.model import _flops, _timeit
@@ -205,7 +208,7 @@ def step_costs(cfg: AblationConfig, variant: str, repeats: int = 3) -> dict[str,
     from pixwizard.train.trainer import build_model
 
     mcfg = train_config(cfg, variant, cfg.seeds[0]).model_config()
-    tr = bench_training(config=mcfg, size=cfg.resolution, batch=cfg.batch_size, steps=repeats, warmup=1,
+    tr = bench_training(config=mcfg, size=cfg.resolution, batch=cfg.batch_size, steps=repeats, warmup=2,
                         device=cfg.device, count_flops=True)
     dev = resolve_device(cfg.device)
     model = build_model(mcfg, 0).to(dev).eval()
@@ -221,7 +224,7 @@ def step_costs(cfg: AblationConfig, variant: str, repeats: int = 3) -> dict[str,
             model(x, t, torch.randn_like(x), text)
 
     return {"train_step_gflops": tr["flops_per_step"] / 1e9, "train_step_ms": 1000 * tr["seconds_per_step"],
-            "infer_step_gflops": _flops(infer) / 1e9, "infer_step_ms": 1000 * _timeit(infer, repeats, warmup=1),
+            "infer_step_gflops": _flops(infer) / 1e9, "infer_step_ms": 1000 * _timeit(infer, repeats, warmup=2),
             "trainable_params": float(tr["params"])}
 
 
