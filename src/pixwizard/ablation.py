@@ -332,9 +332,11 @@ def run_ablation(cfg: AblationConfig, *, minutes_per_run: float | None = None, p
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    results: dict[str, Any] = {"config": jsonable_config(cfg), "runs": {},
-                               "machine": f"{torch.get_num_threads()} CPU threads" if cfg.device in (None, "cpu")
-                               and not torch.cuda.is_available() else str(cfg.device or "cuda")}
+    from pixwizard.runtime import resolve_device
+
+    dev = resolve_device(cfg.device)
+    machine = f"{torch.get_num_threads()} CPU threads" if dev.type == "cpu" else str(dev)
+    results: dict[str, Any] = {"config": jsonable_config(cfg), "runs": {}, "machine": machine}
     costs: dict[str, dict[str, float]] = {}  # per variant; kept from an earlier call of the same ablation
     if results_path.is_file():
         old = json.loads(results_path.read_text())

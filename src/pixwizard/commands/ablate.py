@@ -43,13 +43,14 @@ def register(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from pixwizard.ablation import AblationConfig, render_markdown, run_ablation
+    from pixwizard.eval.harness import atomic_write_bytes
 
     out = Path(args.out)
     if args.table_only:
         path = out / "results.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no results yet; run pixwizard ablate without --table-only first")
-        (out / "ablations.md").write_text(render_markdown(json.loads(path.read_text())))
+        atomic_write_bytes(out / "ablations.md", render_markdown(json.loads(path.read_text())).encode())
         print(f"wrote {out / 'ablations.md'}")
         return 0
     if not args.stage1_data or not args.stage2_data:
