@@ -55,7 +55,6 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("no-condition-skip", "ours, not in the paper: plain x-prediction without the condition skip",
             {"model": {"condition_skip": False}}, True, None),
 ]}
-PAPER_VARIANTS = ("full", "structure-only", "semantic-only", "no-sampler", "no-two-stage")
 # The full model, spelt out so that the ablation does not move when a preset's defaults change.
 FULL_MODEL = {"model": {"use_structural": True, "use_semantic": True, "sampler_enabled": True, "condition_skip": True}}
 
@@ -69,13 +68,12 @@ class Column:
     tasks: tuple[str, ...]
     metric: str
     higher_is_better: bool
-    paper_index: int | None = None  # position in Variant.paper
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("derain", "derain PSNR", ("derain",), "psnr", True, 0),
-    Column("refseg", "refseg cIoU", ("refseg_overlay",), "ciou", True, 1),
-    Column("depth", "depth RMSE", ("depth",), "rmse", False, 2),
+    Column("derain", "derain PSNR", ("derain",), "psnr", True),
+    Column("refseg", "refseg cIoU", ("refseg_overlay",), "ciou", True),
+    Column("depth", "depth RMSE", ("depth",), "rmse", False),
     Column("edit", "edit PSNR", ("edit_remove", "edit_add", "edit_replace", "edit_recolor", "edit_move"), "psnr", True),
     Column("control", "canny->image edge F1", ("canny_to_image",), "edge_f1", True),
     Column("inpaint", "inpaint PSNR", ("inpaint_box", "inpaint_circle", "inpaint_freeform"), "psnr", True),
@@ -155,9 +153,11 @@ def train_variant(cfg: AblationConfig, variant: str, seed: int, *, minutes: floa
     from pixwizard.train.trainer import RunOptions, train
 
     out = Path(cfg.out) / "runs" / run_name(variant, seed)
-    summary = out / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("stopped_by") == "done":
-        return json.loads(summary.read_text())
+    summary_path = out / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("stopped_by") == "done":
+            return summary
     tcfg = train_config(cfg, variant, seed)
     resume = out.is_dir() and ckpt_io.latest_checkpoint(out) is not None
     t0 = time.perf_counter()

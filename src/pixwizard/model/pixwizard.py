@@ -44,8 +44,7 @@ class PixWizard(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t, cond: latents [B, C, H, W]; text: the encoded instructions; cond_pixels: the condition
         image in pixel space for the semantic encoder (defaults to ``cond``, right for pixel space);
-        valid_sizes: latent (H, W) per item of a padded batch. Returns the DiT output (plus ``cond``
-        with ``model.condition_skip``)."""
+        valid_sizes: latent (H, W) per item of a padded batch. Returns :meth:`predict`'s output."""
         f = self.config.codec.downsample
         pix_sizes = None if valid_sizes is None else [(h * f, w * f) for h, w in valid_sizes]
         sem = self.encode_semantic(cond if cond_pixels is None else cond_pixels, pix_sizes)
