@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from pixwizard.eval.metrics import METRICS, MeanOf, MetricSpec, MetricUnavailable
+from pixwizard.eval.metrics import colour_position_accuracy  # noqa: F401  (re-exported)
 from pixwizard.eval.suites import EvalItem, ItemFactory, ItemRef, SuiteConfig, item_refs, open_benchmark, resolve_photos
 from pixwizard.tasks.codecs import Decoded, SEMSEG_PALETTE, get_codec
 from pixwizard.tasks.registry import get_task
@@ -58,52 +59,7 @@ RUN_JSON, METRICS_JSON = "run.json", "metrics.json"
 MAX_PIXELS = 1 << 26
 
 
-# ----------------------------------------------------------------------------- faithfulness
-
-
-def colour_position_accuracy(pred: np.ndarray, reference: np.ndarray, instances: np.ndarray,
-                             colours: list[str], min_pixels: int = 12) -> float:
-    """Fraction of the scene's objects that the output shows in the right colour at the right place.
-
-    ``reference`` is the ground-truth render, ``instances`` its HxW instance ids (object ``i`` =
-    id ``i + 1``, 0 = ground/wall), ``colours[i]`` object ``i``'s colour name. Reference colours are
-    the mean RGB of the render over all pixels of the objects of each colour name, plus one for the
-    background (id 0). An object with at least ``min_pixels`` visible pixels counts as correct when
-    the output's mean RGB inside its ground-truth mask is nearest (Euclidean) to the reference
-    colour of its own colour name. Chance is about 1 / (distinct colours + 1). Raises ValueError
-    when no object is visible.
-    """
-    pred = pred.astype(np.float64)
-    ref = reference.astype(np.float64)
-    names = sorted(set(colours))
-    refs, labels = [], []
-    for name in names:
-        sel = np.isin(instances, [i + 1 for i, c in enumerate(colours) if c == name])
-        if sel.any():
-            refs.append(ref[sel].mean(axis=0))
-            labels.append(name)
-    if (instances == 0).any():
-        refs.append(ref[instances == 0].mean(axis=0))
-        labels.append("<background>")
-    table = np.stack(refs) if refs else np.zeros((0, 3))
-    hits = total = 0
-    for i, name in enumerate(colours):
-        sel = instances == i + 1
-        if int(sel.sum()) < min_pixels:
-            continue
-        mean = pred[sel].mean(axis=0)
-        total += 1
-        hits += labels[int(np.argmin(np.linalg.norm(table - mean, axis=1)))] == name
-    if total == 0:
-        raise ValueError("colour_position_accuracy: no object is visible in the ground truth")
-    return hits / total
-
-
-HARNESS_METRICS: dict[str, MetricSpec] = {
-    "faithfulness": MetricSpec(
-        "faithfulness", True, "pred uint8 HxWx3, reference render, instances HxW int, colour names",
-        lambda **options: MeanOf(colour_position_accuracy, options), colour_position_accuracy),
-}
+# ----------------------------------------------------------------------------- metrics
 
 # Options a metric cannot run without (local weights); missing -> the metric is skipped with a reason.
 REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -112,11 +68,9 @@ REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
 
 
 def metric_spec(name: str) -> MetricSpec:
-    if name in HARNESS_METRICS:
-        return HARNESS_METRICS[name]
     if name in METRICS:
         return METRICS[name]
-    raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(set(METRICS) | set(HARNESS_METRICS)))}")
+    raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
 
 
 # ----------------------------------------------------------------------------- metric inputs

@@ -64,17 +64,10 @@ _KEYS = {"name", "description", "kind", "tasks", "items_per_task", "size", "seed
          "source_options", "protocol", "textures"}
 
 
-def harness_metrics() -> dict[str, Any]:
-    """Metrics the harness defines itself (not in ``pixwizard.eval.metrics.METRICS``)."""
-    from pixwizard.eval.harness import HARNESS_METRICS
-
-    return HARNESS_METRICS
-
-
 def known_metrics() -> set[str]:
     from pixwizard.eval.metrics import METRICS
 
-    return set(METRICS) | set(harness_metrics())
+    return set(METRICS)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ Options are fixed per dataset (e.g. ``psnr`` ``crop=4``; depth ``align="median",
 ``weights_path=...``). ``fn`` is the per-item score where one exists (None for dataset-level
 metrics). How a dataset score is formed is stated per metric in its module: per-image mean for
 PSNR/SSIM/depth/edge F1/CLIP/DINO; cumulative for cIoU; pooled pixels for normals; a confusion
-matrix for mIoU and pixel accuracy; feature statistics for FID/KID.
+matrix for mIoU and pixel accuracy; feature statistics for FID/KID; per-image mean for the
+faithfulness of world renders and for blockiness (the patch grid's visibility in an output).
 
 Usage::
 
@@ -27,9 +28,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import depth as _depth
+from .blockiness import blockiness
 from .distribution import FidKidAccumulator
 from .edges import edge_f1
 from .embedding import ClipScorer, DinoScorer
+from .faithfulness import colour_position_accuracy
 from .grounding import BoxAccuracy, RefSegAccumulator, box_hit
 from .image import masked_psnr, preserve_psnr, psnr, psnr_y, ssim, ssim_y
 from .normals import NormalAccumulator
@@ -153,6 +156,10 @@ _SPECS = (
     MetricSpec("dino", True, "pred uint8 HxWx3, reference uint8 HxWx3", _scorer(DinoScorer, "dino")),
     MetricSpec("fid", False, "pred (generated) uint8 HxWx3, target (real) uint8 HxWx3", _fidkid("fid")),
     MetricSpec("kid", False, "pred (generated) uint8 HxWx3, target (real) uint8 HxWx3", _fidkid("kid_mean")),
+    MetricSpec("faithfulness", True, "pred uint8 HxWx3, reference render, instances HxW int, colour names",
+               _mean(colour_position_accuracy), colour_position_accuracy),
+    MetricSpec("blockiness", False, "pred uint8 HxWx3 (the output alone); option block (token footprint, px)",
+               _mean(blockiness), blockiness),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}
