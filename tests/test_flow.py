@@ -4,9 +4,13 @@ import pytest
 import torch
 
 from pixwizard.config import FlowConfig
-from pixwizard.flow import (apply_dropout, combine, draw_dropout, euler, flow_loss, heun, interpolate,
-                            item_generators, needed_branches, noise_like, sample_training_times, shift_time,
-                            target_velocity, time_grid, to_velocity, velocity_from_x, x_from_velocity)
+from pixwizard.flow import (apply_dropout, combine, draw_dropout, euler, flow_loss, get_sampler, heun, interpolate,
+                            item_generators, needed_branches, noise_like, sample_training_times, sampling_velocity,
+                            shift_time, target_velocity, time_grid, to_velocity, training_target, velocity_from_x,
+                            x_from_velocity)
+
+# t across [0, 1], through the x-prediction clamp region t > 1 - t_eps (t_eps = 0.05) up to t = 1
+TIMES = [0.0, 0.2, 0.5, 0.7, 0.9, 0.95, 0.96, 0.97, 0.99, 1.0]
 
 
 def test_time_convention_endpoints():
@@ -25,23 +29,63 @@ def test_x_prediction_converts_to_the_true_velocity():
     xt = interpolate(x0, x1, t)
     v = velocity_from_x(x1, xt, t, t_eps=0.01)
     assert torch.allclose(v, x1 - x0, atol=1e-5)
+    # the sampling conversion is exact up to t = 0.99 (the training one is clamped above 1 - t_eps)
+    t = torch.tensor([0.5, 0.9, 0.97, 0.99])
+    xt = interpolate(x0, x1, t)
+    assert torch.allclose(sampling_velocity("x", x1, xt, t), x1 - x0, atol=1e-3)
+    clamped = to_velocity("x", x1, xt, t, 0.05)
+    assert torch.allclose(clamped[:2], x1[:2] - x0[:2], atol=1e-4)
+    assert torch.allclose(clamped[2:], (x1[2:] - x0[2:]) * torch.tensor([0.03, 0.01]).view(2, 1, 1, 1) / 0.05,
+                          atol=1e-4)
     assert torch.equal(to_velocity("velocity", v, xt, t, 0.01), v)
     with pytest.raises(ValueError, match="prediction"):
         to_velocity("eps", v, xt, t, 0.01)
 
 
 def test_loss_is_zero_for_the_exact_prediction_and_positive_otherwise():
-    x0, x1 = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
-    t = torch.tensor([0.2, 0.7])
+    n = len(TIMES)
+    x0, x1 = torch.randn(n, 3, 8, 8), torch.randn(n, 3, 8, 8)
+    t = torch.tensor(TIMES)
     xt = interpolate(x0, x1, t)
     assert flow_loss(x1 - x0, x0, x1, xt, t, "velocity").abs().max() < 1e-10
-    assert flow_loss(x1, x0, x1, xt, t, "x").abs().max() < 1e-8
+    # the exact clean image costs nothing at every t, the clamp region included (it cost 0.35 at
+    # t = 0.97 and 1.3 at 0.99 when only the prediction side was clamped)
+    assert flow_loss(x1, x0, x1, xt, t, "x", t_eps=0.05).abs().max() < 1e-8
     assert (flow_loss(torch.zeros_like(x1), x0, x1, xt, t, "x") > 0.1).all()
-    mask = torch.zeros(2, 1, 8, 8)
+    mask = torch.zeros(n, 1, 8, 8)
     mask[..., :4, :] = 1
     bad = (x1 - x0).clone()
     bad[..., 4:, :] += 5  # errors only outside the mask do not count
     assert flow_loss(bad, x0, x1, xt, t, "velocity", mask=mask).abs().max() < 1e-10
+    with pytest.raises(ValueError, match="prediction"):
+        training_target("eps", x0, x1, xt, t, 0.05)
+
+
+@pytest.mark.parametrize("t", [0.5, 0.9, 0.95, 0.97, 0.99, 1.0])
+def test_x_prediction_loss_is_the_clean_image_error_weighted_by_the_clamped_time(t):
+    """x-prediction with a velocity loss: |x1_hat - x1|^2 / max(1 - t, t_eps)^2 at every t; the
+    minimum is at x1 (not at x_t + t_eps (x1 - x0) in the clamp region)."""
+    x0, x1 = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    err = 0.1 * torch.randn(2, 3, 8, 8)
+    tt = torch.full((2,), t)
+    xt = interpolate(x0, x1, tt)
+    loss = flow_loss(x1 + err, x0, x1, xt, tt, "x", t_eps=0.05)
+    expect = (err ** 2).flatten(1).mean(1) / max(1 - t, 0.05) ** 2
+    assert torch.allclose(loss, expect, rtol=1e-3)
+    # and below the clamp region the target is the plain velocity x1 - x0
+    if t <= 0.95:
+        assert torch.allclose(training_target("x", x0, x1, xt, tt, 0.05), x1 - x0, atol=1e-4)
+    assert torch.equal(training_target("velocity", x0, x1, xt, tt, 0.05), x1 - x0)
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun"])
+@pytest.mark.parametrize("steps,shift", [(1, 1.0), (4, 1.0), (21, 1.0), (30, 1.0), (50, 1.0), (50, 3.0), (50, 0.3)])
+def test_samplers_land_on_an_oracle_x_prediction(sampler, steps, shift):
+    """A network that predicts the clean image exactly is sampled onto it in any number of steps."""
+    x0, x1 = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    v = lambda x, t: sampling_velocity("x", x1, x, t)  # noqa: E731
+    out = get_sampler(sampler)(v, x0, time_grid(steps, shift=shift))
+    assert (out - x1).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("kind", ["uniform", "logit_normal", "shifted"])

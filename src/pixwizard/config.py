@@ -106,7 +106,7 @@ class FlowConfig:
     drop_text: float = 0.05
     drop_image: float = 0.05
     drop_both: float = 0.05
-    t_eps: float = 0.05  # x-prediction: velocity = (x1_hat - x_t) / max(1 - t, t_eps)
+    t_eps: float = 0.05  # x-prediction loss: both sides (x1_hat - x_t) / max(1 - t, t_eps); sampling uses 1 - t
     sampler: Literal["euler", "heun"] = "euler"
     steps: int = 4
     sample_shift: float = 1.0

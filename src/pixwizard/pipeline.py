@@ -20,7 +20,8 @@ import torch
 
 from pixwizard.checkpoint import DEFAULT_CHECKPOINT, load_model
 from pixwizard.config import PixWizardConfig, preset
-from pixwizard.flow import combine, get_sampler, needed_branches, noise_like, item_generators, time_grid, to_velocity
+from pixwizard.flow import (combine, get_sampler, item_generators, needed_branches, noise_like, sampling_velocity,
+                            time_grid)
 from pixwizard.imageio import crop_back, load_image, pad_to_multiple
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.encoders.base import TextEncoding
@@ -170,7 +171,7 @@ class PixWizardPipeline:
             tb = t.repeat(len(branches))
             with autocast(self.device, self.precision):
                 out = model.predict(xb, tb, cond_b, text_b, sem)
-            vel = to_velocity(flow.prediction, out.float(), xb, tb, flow.t_eps)
+            vel = sampling_velocity(flow.prediction, out.float(), xb, tb)  # exact 1 - t: lands on x1_hat
             return combine(dict(zip(branches, vel.split(n))), text_guidance, image_guidance)
 
         return v
