@@ -10,6 +10,7 @@ model (aspect kept) and the output is resized back to the input size.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,13 @@ from pixwizard.runtime import Precision, autocast, resolve_device
 from pixwizard.tasks.codecs import Decoded, codec_for
 from pixwizard.tasks.colours import colour_in_text
 from pixwizard.tasks.registry import get_task
-from pixwizard.tasks.routing import Route
+from pixwizard.tasks.routing import Route, RouterCacheWarning
 
 log = logging.getLogger(__name__)
+
+# The largest working image an explicit ``size`` may ask for: 4x the default working size of
+# 512x512; the model's activations grow with the pixel count.
+MAX_WORKING_PIXELS = 1024 * 1024
 
 UNTRAINED_WARNING = ("the model weights are untrained (no trained checkpoint found): the output is not "
                      "a real answer yet")
@@ -72,15 +77,22 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def working_size(h: int, w: int, size: int | None, max_pixels: int) -> tuple[int, int]:
+def working_size(h: int, w: int, size: int | None, max_pixels: int,
+                 limit: int | None = None) -> tuple[int, int]:
     """The size the model runs at: ``size`` = longest side if given, else the input's own size,
-    downscaled (aspect kept) when it has more than ``max_pixels`` pixels."""
+    downscaled (aspect kept) when it has more than ``max_pixels`` pixels. An explicit ``size``
+    whose working image would have more than ``limit`` pixels is refused (memory grows with it)."""
     if size is not None:
         if size < 8:
             raise ValueError(f"--size must be at least 8 pixels, got {size}")
         s = size / max(h, w)
-    else:
-        s = min(1.0, (max_pixels / (h * w)) ** 0.5)
+        wh, ww = max(1, round(h * s)), max(1, round(w * s))
+        if limit is not None and wh * ww > limit:
+            side = int((limit * max(h, w) / min(h, w)) ** 0.5)
+            raise ValueError(f"--size {size} would run the model at {ww}x{wh} = {wh * ww} pixels, over the "
+                             f"limit of {limit}; use --size {side} or less for this image")
+        return wh, ww
+    s = min(1.0, (max_pixels / (h * w)) ** 0.5)
     return max(1, round(h * s)), max(1, round(w * s))
 
 
@@ -96,8 +108,10 @@ class PixWizardPipeline:
         self.untrained = untrained
         self.notice: str | None = None  # a checkpoint's one-line notice for users, if it has one
         self.work_max_pixels = work_max_pixels
+        self.max_working_pixels = MAX_WORKING_PIXELS  # the most an explicit ``size`` may ask for
         self._null_text: TextEncoding | None = None
         self._router = None
+        self._router_note: str | None = None  # a router-cache problem, told in the next result's notes
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -112,6 +126,9 @@ class PixWizardPipeline:
             model, info = load_model(path, device=dev)
             untrained = info.trained_samples == 0
             notice = info.extra.get("notice")
+            from pixwizard.finetune.tasks import register_from_metadata
+
+            register_from_metadata(info.extra)  # a fully fine-tuned model's new task (pixwizard finetune)
         else:
             from pixwizard.model.pixwizard import PixWizard
 
@@ -123,13 +140,37 @@ class PixWizardPipeline:
         pipe.notice = notice
         return pipe
 
+    def load_adapter(self, path: str | Path, name: str | None = None) -> str:
+        """Load a LoRA adapter file (``pixwizard finetune``) over the base model and make it the active
+        one; several can be loaded, each under its name. Its task joins routing. Returns the name."""
+        from pixwizard.finetune.adapters import load_adapter
+
+        name = load_adapter(self.model, path, name)
+        self.model.eval()
+        self._router = None
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Apply the loaded adapter ``name`` (None: the base model alone)."""
+        from pixwizard.finetune.adapters import set_active
+
+        set_active(self.model, name)
+
+    def merge_adapter(self, name: str) -> None:
+        """Fold adapter ``name`` into the base weights (no LoRA cost per step; other adapters are dropped)."""
+        from pixwizard.finetune.adapters import merge
+
+        merge(self.model, name)
+
     # ------------------------------------------------------------------ pieces
     def route(self, instruction: str) -> Route:
         """Which task an instruction asks for (nearest phrasings of the instruction bank, in the
         packaged MiniLM's space plus word features; see ``pixwizard.tasks.routing``)."""
         if self._router is None:
-            with torch.inference_mode(False):  # fitting the router (first use, then cached) needs autograd
+            with torch.inference_mode(False), warnings.catch_warnings():  # fitting needs autograd
+                warnings.simplefilter("ignore", RouterCacheWarning)  # said once as a result note instead
                 self._router = self._build_router()
+            self._router_note = getattr(self._router, "cache_note", None)
         return self._router.route(instruction)
 
     def _build_router(self):
@@ -197,11 +238,18 @@ class PixWizardPipeline:
         steps = flow.steps if steps is None else int(steps)
         wt = flow.text_guidance if text_guidance is None else float(text_guidance)
         wi = flow.image_guidance if image_guidance is None else float(image_guidance)
+        for name, value in (("text guidance", wt), ("image guidance", wi)):
+            if not math.isfinite(value):
+                raise ValueError(f"the {name} scale must be a finite number, got {value}")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if not 0 <= int(seed) < 2 ** 63:
+            raise ValueError(f"the seed must be an integer in [0, 2**63), got {seed}")
         run_sampler = get_sampler(sampler or flow.sampler)
         if self.untrained:
             warnings.warn(UNTRAINED_WARNING, stacklevel=2)
 
-        wh, ww = working_size(h, w, size, self.work_max_pixels)
+        wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
         work = img if (wh, ww) == (h, w) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
         multiple = self.config.model.patch_size * self.config.codec.downsample
         padded, _ = pad_to_multiple(work, multiple)
@@ -220,6 +268,9 @@ class PixWizardPipeline:
             if task is None:
                 result.route = self.route(instruction.strip())
                 task = result.route.task
+                if self._router_note:
+                    result.notes.append(self._router_note)
+                    self._router_note = None
                 if result.route.low_confidence:
                     result.notes.append(f"the instruction was routed with low confidence: {result.route.message()}")
             result.task = task

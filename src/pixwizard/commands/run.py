@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -28,22 +29,51 @@ def register(sub) -> None:
     p.add_argument("--task", help="decode the output as this task (default: routed from the instruction; "
                                   "see `pixwizard tasks`)")
     p.add_argument("--no-typed", action="store_true", help="write only the output image, no typed outputs")
+    p.add_argument("--adapter", action="append", default=[], metavar="A.safetensors",
+                   help="LoRA adapter from `pixwizard finetune` over the model (repeatable; the last one is applied)")
+    p.add_argument("--adapter-name", help="which loaded adapter to apply (default: the last --adapter)")
+    p.add_argument("--merge-adapter", action="store_true", help="fold the applied adapter into the model weights")
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    from pixwizard.imageio import load_image, save_image
-    from pixwizard.outputs import write_typed_outputs
-    from pixwizard.pipeline import UNTRAINED_WARNING, PixWizardPipeline
+def check_run_options(args: argparse.Namespace) -> Path:
+    """Every check that needs no model, run before anything heavy loads (also for batch mode and
+    the server): the options, the input file and the output path. Returns the output path."""
+    from pixwizard.outputs import check_input_path, check_output_path
     from pixwizard.tasks.registry import get_task
 
     if not args.instruction.strip():
         raise ValueError("the instruction is empty: say what to do with the image")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    if args.task is not None:
+    if not 0 <= args.seed < 2 ** 63:
+        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    for name in ("text_guidance", "image_guidance"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if args.size is not None and args.size < 8:
+        raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+    if args.task is not None and not getattr(args, "adapter", None):  # an adapter may bring the task
+        get_task(args.task)
+    check_input_path(args.image)
+    return check_output_path(args.output if args.output else f"{Path(args.image).stem}.pixwizard.png")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pixwizard.imageio import load_image
+    from pixwizard.outputs import write_output_set
+    from pixwizard.pipeline import UNTRAINED_WARNING, PixWizardPipeline
+    from pixwizard.tasks.registry import get_task
+
+    out = check_run_options(args)
+    if args.task is not None and not args.adapter:  # an adapter may bring the task
         get_task(args.task)
     pipe = PixWizardPipeline.from_pretrained(args.checkpoint, device=args.device, precision=args.precision)
+    if args.adapter or args.adapter_name or args.merge_adapter:
+        from pixwizard.finetune.adapters import apply_adapters
+
+        print(f"adapter: {apply_adapters(pipe, args.adapter, args.adapter_name, args.merge_adapter)}")
     img = load_image(args.image, max_pixels=pipe.config.max_pixels)
     if pipe.untrained:
         print(f"warning: {UNTRAINED_WARNING}", file=sys.stderr)
@@ -56,14 +86,14 @@ def main(args: argparse.Namespace) -> int:
                       image_guidance=args.image_guidance, seed=args.seed, size=args.size, sampler=args.sampler,
                       task=args.task, decode=not args.no_typed)
     dt = time.perf_counter() - t0
-    out = Path(args.output) if args.output else Path(f"{Path(args.image).stem}.pixwizard.png")
-    save_image(out, result.image)
+    written = write_output_set(out, result.image, result.decoded, result.task)
     if result.route is not None:
         print(f"task: {result.route.message()}")
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {out} ({result.image.shape[1]}x{result.image.shape[0]}, {result.steps} steps, seed {result.seed}, "
           f"{dt:.2f} s)")
-    for kind, path in write_typed_outputs(out, result.decoded, result.task).items():
-        print(f"wrote {path} ({kind})")
+    for kind, path in written.items():
+        if kind != "image":
+            print(f"wrote {path} ({kind})")
     return 0

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from pixwizard.data.sample import SLOT_NAMES
-from pixwizard.tasks.registry import REGISTRY, get_task
+from pixwizard.tasks.registry import CUSTOM_PHRASINGS, REGISTRY, get_task
 
 Split = Literal["train", "heldout", "all"]
 
@@ -114,6 +114,8 @@ def check_bank(bank: dict[str, tuple[str, ...]]) -> None:
     keys = {spec.bank_key for spec in REGISTRY.values()}
     problems += [f"bank key {k!r} belongs to no task" for k in sorted(set(bank) - keys)]
     for spec in REGISTRY.values():
+        if spec.id in CUSTOM_PHRASINGS:  # registered at run time with their own phrasings
+            continue
         templates = bank.get(spec.bank_key)
         if templates is None:
             problems.append(f"task {spec.id!r} has no phrasings (bank key {spec.bank_key!r})")
@@ -145,7 +147,7 @@ def _heldout_mask(task_id: str, n: int) -> np.ndarray:
 def phrasings(task_id: str, split: Split = "train") -> list[str]:
     """The templates of ``task_id`` in ``split`` ("train", "heldout" or "all"), in bank order."""
     spec = get_task(task_id)
-    templates = load_bank()[spec.bank_key]
+    templates = CUSTOM_PHRASINGS.get(spec.id) or load_bank()[spec.bank_key]
     if split == "all":
         return list(templates)
     if split not in ("train", "heldout"):

@@ -83,6 +83,21 @@ REGISTRY: dict[str, TaskSpec] = {
 }
 
 
+# Tasks added at run time (fine-tuned adapters, ``pixwizard.finetune.tasks``): id -> phrasings.
+CUSTOM_PHRASINGS: dict[str, tuple[str, ...]] = {}
+
+
+def register_task(spec: TaskSpec, phrasings: tuple[str, ...]) -> None:
+    """Add a task defined outside the shipped table, with its own phrasings (re-registering the same
+    spec is a no-op; a different spec under a shipped or already registered id is an error)."""
+    if spec.id in REGISTRY and (spec.id not in CUSTOM_PHRASINGS or REGISTRY[spec.id] != spec):
+        raise ValueError(f"task id {spec.id!r} is already taken by a different task")
+    if not phrasings:
+        raise ValueError(f"task {spec.id!r} needs at least one phrasing")
+    REGISTRY[spec.id] = spec
+    CUSTOM_PHRASINGS[spec.id] = tuple(phrasings)
+
+
 def task_ids() -> tuple[str, ...]:
     """All canonical task ids, in registry order (grouped by domain)."""
     return tuple(REGISTRY)

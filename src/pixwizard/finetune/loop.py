@@ -1,0 +1,210 @@
+"""The fine-tuning loop: LoRA or full, one process, exactly resumable.
+
+It reuses the trainer's pieces: the per-item flow loss (``pixwizard.train.trainer.batch_losses``:
+condition dropout, time sampling, noise, x-/velocity prediction), the LR schedule of a one-stage
+``TrainConfig``, the EMA, the instruction cache and the checkpoint format
+(``pixwizard.train.checkpoint``: weights, EMA, optimiser, RNG and data state, atomic folders).
+In LoRA mode the checkpoint's weights are the adapter's tensors only; in full mode every trainable
+weight. Stop + resume gives bitwise the weights of a straight run (tested).
+
+Outputs in ``out``: ``finetune_config.json``, ``checkpoints/``, ``metrics.jsonl``, ``loss.png`` and
+the result, ``<adapter name>.safetensors`` (LoRA adapter) or ``<adapter name>.model.safetensors``
+(a full PixWizard model; load it with ``--checkpoint``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixwizard.checkpoint import load_model, save_model
+from pixwizard.finetune import adapters
+from pixwizard.finetune.config import FinetuneConfig
+from pixwizard.finetune.pairs import Pair, PairStream
+from pixwizard.finetune.tasks import register, task_metadata
+from pixwizard.model.encoders import build_codec, build_text_encoder
+from pixwizard.runtime import resolve_device
+from pixwizard.tasks.instructions import phrasings
+from pixwizard.train import checkpoint as ckpt_io
+from pixwizard.train.ema import EMA
+from pixwizard.train.log import MetricsLogger, draw_loss_curve
+from pixwizard.train.parallel import DistInfo, launched_world_size
+from pixwizard.train.schedule import learning_rate
+from pixwizard.train.text import InstructionCache
+from pixwizard.train.trainer import _mix, _StopSignal, batch_losses
+
+CONFIG_FILE = "finetune_config.json"
+
+
+@dataclass
+class FinetuneResult:
+    step: int
+    samples: int
+    stopped_by: str  # done, max_steps, minutes, signal
+    output: Path  # the adapter (LoRA) or the fine-tuned model (full)
+    checkpoint: Path
+    seconds: float  # wall clock of the training loop in this process
+
+
+def output_path(cfg: FinetuneConfig, out: str | Path) -> Path:
+    suffix = ".safetensors" if cfg.mode == "lora" else ".model.safetensors"
+    return Path(out) / f"{cfg.adapter_name}{suffix}"
+
+
+class Finetuner:
+    def __init__(self, cfg: FinetuneConfig, base: str | Path, pairs: list[Pair], out: str | Path, *,
+                 instructions: tuple[str, ...] = (), device: str | None = None, resume: bool = False):
+        if launched_world_size() > 1:
+            raise ValueError("pixwizard finetune runs in one process (multi-process FSDP2 is not supported yet)")
+        self.cfg, self.base, self.out, self.resume = cfg, Path(base), Path(out), resume
+        self.tcfg = cfg.train_config()
+        self.device = resolve_device(device)
+        self.info = DistInfo(0, 1, 0, self.device)
+        register(cfg.task)
+        model, self.base_info = load_model(self.base, device="cpu")
+        self.mcfg = model.config
+        multiple = self.mcfg.model.patch_size * self.mcfg.codec.downsample
+        if cfg.size % multiple:
+            raise ValueError(f"size {cfg.size} is not a multiple of {multiple} (patch size x codec downsample)")
+        if cfg.mode == "lora":
+            model.requires_grad_(False)
+            self.spec = adapters.LoraSpec(cfg.rank, cfg.alpha, cfg.dropout, adapters.target_regex(cfg.targets))
+            model.train()
+            adapters.inject(model, self.spec, cfg.adapter_name)
+            self.names = [n for n, p in model.named_parameters() if p.requires_grad]
+        else:
+            self.spec = None
+            self.names = list(model.trainable_state_dict().keys())
+        self.model = model.to(self.device).train()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.ema = EMA(model, cfg.ema_decay)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.text = InstructionCache(build_text_encoder(self.mcfg.text, device=str(self.device), cache_size=0), 4096)
+        self.codec = build_codec(self.mcfg.codec).to(self.device)
+        self.gen = torch.Generator().manual_seed(_mix([cfg.seed, 0], 1))
+        self.dev_gen = torch.Generator(device=self.device).manual_seed(_mix([cfg.seed, 0], 2))
+        self.generators = {"cpu": self.gen, "device": self.dev_gen}
+        texts = instructions or tuple(phrasings(cfg.task.name, "train")) or tuple(phrasings(cfg.task.name, "all"))
+        self.stream = PairStream(pairs, cfg.batch_size, cfg.size, cfg.seed, texts, cfg.task.name)
+        self.pair_names = sorted(p.name for p in pairs)
+        self.logger = MetricsLogger(self.out / "metrics.jsonl")
+        self.step = self.samples = 0
+
+    # ------------------------------------------------------------------ run directory
+    def _run_record(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "base": str(self.base), "train_pairs": self.pair_names}
+
+    def _prepare(self) -> None:
+        path, latest = self.out / CONFIG_FILE, ckpt_io.latest_checkpoint(self.out)
+        record = self._run_record()
+        if not self.resume:
+            if latest is not None:
+                raise ValueError(f"{self.out} already holds checkpoints: pass --resume or choose a new --out")
+            self.out.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1, sort_keys=True))
+            return
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} not found")
+        saved = json.loads(path.read_text())
+        if saved != json.loads(json.dumps(record)):
+            diff = sorted(k for k in record if saved.get(k) != json.loads(json.dumps(record))[k])
+            raise ValueError(f"cannot resume {self.out}: the run differs in {', '.join(diff)} "
+                             f"(use the same data, base model and options)")
+        if latest is None:
+            return
+        state, rank_state = ckpt_io.load_checkpoint(latest, model=self.model, names=self.names, ema=self.ema,
+                                                    optimizer=self.optimizer, strategy="none", info=self.info)
+        self.step, self.samples = int(state["step"]), int(state["samples"])
+        self.stream.load_state_dict(rank_state["stream"])
+        ckpt_io.set_rng_state(rank_state["rng"], self.generators)
+        self.logger.truncate_after(self.step)
+
+    def _save(self) -> Path:
+        rank_state = {"stream": self.stream.state_dict(), "rng": ckpt_io.rng_state(self.generators)}
+        return ckpt_io.save_checkpoint(self.out, step=self.step, samples=self.samples, model=self.model,
+                                       config=self.mcfg, names=self.names, ema=self.ema, optimizer=self.optimizer,
+                                       strategy="none", rank_state=rank_state,
+                                       meta={"stage": "finetune", "config": self.cfg.to_dict()}, info=self.info,
+                                       keep_last=self.cfg.keep_last)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        lr = learning_rate(self.tcfg, self.step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        batch = self.stream.next_batch()
+        losses = batch_losses(self.model, self.codec, self.text, batch, self.mcfg.flow, device=self.device,
+                              precision=self.cfg.precision, generator=self.gen, device_generator=self.dev_gen)
+        loss = losses.mean()
+        loss.backward()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+        self.optimizer.step()
+        self.ema.update(self.model)
+        self.step += 1
+        self.samples += len(batch)
+        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
+
+    # ------------------------------------------------------------------ loop
+    def run(self, *, max_steps: int | None = None, minutes: float | None = None,
+            handle_signals: bool = True) -> FinetuneResult:
+        self._prepare()
+        end = self.cfg.steps if max_steps is None else min(self.cfg.steps, max_steps)
+        stopper = _StopSignal(handle_signals)
+        started = time.monotonic()
+        deadline = None if minutes is None else started + 60.0 * minutes
+        stopped_by, last = ("done" if end == self.cfg.steps else "max_steps"), None
+        window: list[float] = []
+        try:
+            while self.step < end:
+                out = self.train_step()
+                window.append(out["loss"])
+                if self.step % self.cfg.log_every == 0 or self.step == end:
+                    self.logger.log({"step": self.step, "samples": self.samples, "stage": "finetune",
+                                     "loss": sum(window) / len(window), "lr": out["lr"],
+                                     "grad_norm": out["grad_norm"], "time": time.monotonic() - started})
+                    window = []
+                reason = "signal" if stopper.flag else ("minutes" if deadline and time.monotonic() >= deadline else None)
+                if self.step % self.cfg.checkpoint_every == 0 or reason or self.step == end:
+                    last = self._save()
+                if reason:
+                    stopped_by = reason
+                    break
+        finally:
+            stopper.restore()
+        if last is None or ckpt_io.read_state(last)["step"] != self.step:
+            last = self._save()
+        seconds = time.monotonic() - started
+        if (self.out / "metrics.jsonl").is_file():
+            try:
+                draw_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+            except ValueError:
+                pass
+        return FinetuneResult(self.step, self.samples, stopped_by, self.export(), last, seconds)
+
+    def export(self) -> Path:
+        """Write the (EMA) weights: the adapter file, or the full fine-tuned model."""
+        if self.cfg.ema_decay > 0:
+            self.ema.copy_to(self.model)
+        path = output_path(self.cfg, self.out)
+        extra = {**task_metadata(self.cfg.task), "finetune_step": str(self.step),
+                 "base_checkpoint": self.base.name}
+        if self.cfg.mode == "lora":
+            return adapters.save_adapter(self.model, self.cfg.adapter_name, self.spec, path,
+                                         base_config_json=self.mcfg.to_json(),
+                                         base_trained_samples=self.base_info.trained_samples, extra=extra)
+        save_model(self.model, path, trained_samples=self.base_info.trained_samples + self.samples, extra=extra)
+        return path
+
+
+def finetune(cfg: FinetuneConfig, base: str | Path, pairs: list[Pair], out: str | Path, *,
+             instructions: tuple[str, ...] = (), device: str | None = None, resume: bool = False,
+             max_steps: int | None = None, minutes: float | None = None) -> FinetuneResult:
+    return Finetuner(cfg, base, pairs, out, instructions=instructions, device=device,
+                     resume=resume).run(max_steps=max_steps, minutes=minutes)
