@@ -406,3 +406,64 @@ def test_fid_kid_with_custom_features(tmp_path):
     acc.update(img, img)
     with pytest.raises(ValueError, match="at least 2"):
         acc.compute()
+
+
+# ---------------------------------------------------------------- blockiness (patch-grid visibility)
+
+
+def _smooth(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth colour field, float 0-255: three slanted sine waves per channel with periods of
+    17-100 px and random phases, so nothing in it lines up with an 8-px grid."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = np.full((size, size, 3), 128.0)
+    for c in range(3):
+        for _ in range(3):
+            fx, fy = rng.uniform(0.01, 0.06, 2)
+            out[..., c] += 25.0 * np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def test_blockiness_is_one_for_smooth_and_grid_independent_images():
+    from pixwizard.eval.metrics import blockiness
+
+    for seed in range(3):
+        assert blockiness(_smooth(seed=seed)) == pytest.approx(1.0, abs=0.02)
+        assert blockiness(np.round(_smooth(seed=seed)).astype(np.uint8)) == pytest.approx(1.0, abs=0.02)
+    noise = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)  # knows no grid
+    assert blockiness(noise) == pytest.approx(1.0, abs=0.05)
+    ramp = np.broadcast_to((np.arange(96) * 2)[None, :, None], (96, 96, 3)).astype(np.uint8)
+    assert blockiness(ramp) == pytest.approx(1.0, abs=1e-3)  # every step is 2 levels, borders or not
+    assert blockiness(np.full((64, 64, 3), 7, np.uint8)) == 1.0  # flat: (0 + eps) / (0 + eps)
+
+
+def test_blockiness_of_a_mosaic_of_constant_cells():
+    from pixwizard.eval.metrics import blockiness
+    from pixwizard.eval.metrics.blockiness import border_and_inside
+
+    cells = np.random.default_rng(2).integers(0, 256, (12, 12, 3))
+    mosaic = np.kron(cells, np.ones((8, 8, 1))).astype(np.uint8)  # one colour per 8x8 token
+    across, inside = border_and_inside(mosaic, 8)
+    assert inside == 0.0 and across > 20
+    assert blockiness(mosaic) > 1000
+    # the same picture with the grid's phase moved: its edges now lie inside 8-px cells
+    assert blockiness(mosaic[4:, 4:]) < 0.1
+    # a model with a 16-px token footprint: its 16-px mosaic is blocky at block=16
+    assert blockiness(np.kron(cells, np.ones((16, 16, 1))).astype(np.uint8), block=16) > 1000
+    # a faint grid on a smooth picture (mean inside gradient 6 levels; a step of 5 levels at every
+    # cell border) reads as > 1.1
+    y, x = np.mgrid[0:128, 0:128]
+    faint = _smooth() + (5.0 * (x // 8 + y // 8))[..., None]
+    assert blockiness(faint) > 1.1 > blockiness(_smooth())
+
+
+def test_blockiness_rejects_bad_input_and_is_in_the_metric_table():
+    from pixwizard.eval.metrics import blockiness
+
+    with pytest.raises(ValueError, match="block"):
+        blockiness(np.zeros((32, 32, 3), np.uint8), block=1)
+    with pytest.raises(ValueError, match="border"):
+        blockiness(np.zeros((8, 8, 3), np.uint8), block=8)
+    acc = METRICS["blockiness"].new(block=8)
+    acc.update(np.full((16, 16, 3), 3, np.uint8))
+    assert acc.compute() == 1.0 and not METRICS["blockiness"].higher_is_better
