@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import time
 from pathlib import Path
 
 
@@ -25,9 +26,21 @@ def _build(args: argparse.Namespace) -> int:
         changes.update(split=args.split, world_seeds=DEFAULT_WORLD_SEEDS[args.split])
     if changes:
         recipe = recipe.replace(**changes)
-    manifest = build_dataset(recipe, Path(args.out), workers=args.workers, progress=not args.quiet)
+    t0 = time.perf_counter()
+    if args.engine == "ray":
+        if args.workers != 1:
+            raise ValueError("--workers is for the local engine; Ray runs one shard per CPU of the cluster")
+        from pixwizard.data.engine_ray import build_dataset_ray
+
+        manifest = build_dataset_ray(recipe, Path(args.out), address=args.address, progress=not args.quiet)
+    elif args.address:
+        raise ValueError("--address needs --engine ray")
+    else:
+        manifest = build_dataset(recipe, Path(args.out), workers=args.workers, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
     summary = {"out": str(args.out), "items": manifest["counts"]["items"], "shards": len(manifest["shards"]),
-               "domains": manifest["counts"]["domains"], "skipped": manifest["skipped"]["events"]}
+               "domains": manifest["counts"]["domains"], "skipped": manifest["skipped"]["events"],
+               "engine": args.engine, "seconds": round(seconds, 2)}
     print(json.dumps(summary))
     return 0
 
@@ -67,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, help="override the recipe seed")
     b.add_argument("--split", choices=("train", "heldout"), help="override the instruction/scene split")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local process pool, or one Ray task per shard (pip install 'pixwizard[ray]'; docs/ray.md)")
+    b.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray runtime)")
     b.set_defaults(func=_build)
 
     s = sub.add_parser("show", help="contact sheets (one PNG per domain) of a built dataset")

@@ -31,6 +31,10 @@ def register(sub) -> None:
                    help="another run folder (or a folder of runs) of the same suite to show in the report")
     p.add_argument("--grid-per-task", type=int, default=2, help="sample rows per task in grid.png (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="predict here, or in chunks of items as Ray tasks (pip install 'pixwizard[ray]'; docs/ray.md)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray runtime)")
+    p.add_argument("--chunk-size", type=int, default=16, help="items per Ray task (--engine ray)")
     p.set_defaults(func=main)
 
 
@@ -60,8 +64,18 @@ def main(args: argparse.Namespace) -> int:
     predictor = make_predictor(args.model, device=args.device, steps=args.steps)
     run_dir = Path(args.out) / suite.name / predictor.tag
     t0 = time.perf_counter()
-    metrics, stats = evaluate(suite, predictor, run_dir, limit=args.limit, photo_dirs=args.photos,
-                              data_root=args.data_root, progress=not args.no_progress)
+    if args.engine == "ray":
+        from pixwizard.eval.engine_ray import evaluate_ray
+
+        metrics, stats = evaluate_ray(suite, args.model, predictor, run_dir, limit=args.limit, photo_dirs=args.photos,
+                                      data_root=args.data_root, device=args.device, steps=args.steps,
+                                      chunk_size=args.chunk_size, address=args.address,
+                                      progress=not args.no_progress)
+    elif args.address:
+        raise ValueError("--address needs --engine ray")
+    else:
+        metrics, stats = evaluate(suite, predictor, run_dir, limit=args.limit, photo_dirs=args.photos,
+                                  data_root=args.data_root, progress=not args.no_progress)
     report = write_report(run_dir, args.compare, per_task=args.grid_per_task)
     dt = time.perf_counter() - t0
     print(f"{suite.name} / {predictor.tag}: {stats.generated} generated, {stats.predicted} predicted, "

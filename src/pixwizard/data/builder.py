@@ -29,7 +29,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -400,8 +400,14 @@ def make_manifest(recipe: Recipe, fingerprint: str, counts: Mapping[str, int], n
     }
 
 
+# Runs pending shards elsewhere (e.g. ``pixwizard.data.engine_ray``): yields each shard's sidecar
+# record (``run_shard``'s return value) as it finishes, in any order.
+ShardExecutor = Callable[[Sequence[ShardJob], ToolkitFactory], Iterable[dict[str, Any]]]
+
+
 def build_dataset(recipe: Recipe, out: Path, *, workers: int = 1,
-                  toolkit_factory: ToolkitFactory = default_toolkit, progress: bool = False) -> dict[str, Any]:
+                  toolkit_factory: ToolkitFactory = default_toolkit, progress: bool = False,
+                  executor: ShardExecutor | None = None) -> dict[str, Any]:
     """Build (or resume building) ``recipe`` into folder ``out``; returns the final manifest.
 
     ``workers`` > 1 uses spawned processes, each making whole shards; the output bytes do not
@@ -439,7 +445,12 @@ def build_dataset(recipe: Recipe, out: Path, *, workers: int = 1,
 
     manifest = save()
     bar = _progress(len(jobs), len(sidecars), progress)
-    if workers == 1:
+    if executor is not None:  # another engine runs the shards; resume and manifest stay here
+        for record in executor(pending, toolkit_factory):
+            sidecars[record["index"]] = record
+            manifest = save()
+            bar(1)
+    elif workers == 1:
         for job in pending:
             sidecars[job.index] = run_shard(job, toolkit_factory)
             manifest = save()
