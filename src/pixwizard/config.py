@@ -43,6 +43,9 @@ class SemanticEncoderConfig:
     image_size: int = 128  # the encoder sees the condition resized to this square size
     grid: int = 8  # conv encoder: tokens on a grid x grid lattice
     width: int = 64  # conv encoder: channel width
+    # how the condition is resized to image_size: "bilinear" (antialiased; ours) or
+    # "bicubic-align-corners" (no antialias; the official PixWizard CLIP preprocessing)
+    resize: Literal["bilinear", "bicubic-align-corners"] = "bilinear"
 
 
 @dataclass
@@ -92,6 +95,19 @@ class ModelConfig:
     # guidance; the condition is zero where it is dropped and for text-to-image. Not in the paper
     # (measured in MODEL_CARD.md and docs/ablations.md).
     condition_skip: bool = False
+    # Forward-pass conventions. The defaults are ours (and what every checkpoint trained here was
+    # trained with); the released PixWizard checkpoint needs the other value of each
+    # (``pixwizard convert`` writes them; docs/official-checkpoint.md):
+    timestep_scale: float = 1000.0  # t multiplies this before the sinusoid (official: 1, t in [0, 1])
+    cross_attn_rope_query: bool = False  # text/semantic cross-attentions use the RoPE-rotated query
+    sampler_score_before_norm: bool = False  # score the projected semantic tokens before their RMSNorm,
+    # then normalise only the kept ones (official); ours normalises all tokens, then scores
+    sampler_eval_gumbel: bool = False  # Gumbel noise in the token sampler at inference (official quirk)
+    rope_ntk: bool = True  # NTK-aware RoPE scaling beyond train_tokens (the official inference has none)
+    # The proportional-attention base is ``train_tokens`` unless the caller passes one per call
+    # (``PixWizardDiT.forward(attn_base_tokens=...)``): the official inference uses
+    # (bucket resolution // 16)^2, 2304 at 768. The official per-head RoPE layout (row and column
+    # pairs interleaved) is converted by permuting q/k channels, so the model has one layout.
 
 
 @dataclass

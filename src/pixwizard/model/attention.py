@@ -38,8 +38,9 @@ def short_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
 
 class JointAttention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_heads: int, text_dim: int | None, use_semantic: bool,
-                 qk_norm: bool = True, eps: float = 1e-5):
+                 qk_norm: bool = True, eps: float = 1e-5, cross_rope_query: bool = False):
         super().__init__()
+        self.cross_rope_query = cross_rope_query  # cross-attentions take the rotated q (official checkpoint)
         if dim % heads or heads % kv_heads:
             raise ValueError(f"dim {dim} must divide by heads {heads}, and heads by kv_heads {kv_heads}")
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, dim // heads
@@ -84,6 +85,8 @@ class JointAttention(nn.Module):
         v = _heads(v, self.kv_heads)
         q_rot = apply_rope(q, freqs)
         k = apply_rope(k, freqs)
+        if self.cross_rope_query:
+            q = q_rot
         attn_mask = None if self_mask is None else self_mask[:, None, None, :]
         if isinstance(q_scale, torch.Tensor):  # per-item scales: fold into q
             q_rot, scale = q_rot * q_scale.to(q_rot.dtype), None

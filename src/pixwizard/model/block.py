@@ -18,7 +18,7 @@ class DiTBlock(nn.Module):
         super().__init__()
         d, eps = cfg.dim, cfg.norm_eps
         self.attention = JointAttention(d, cfg.heads, cfg.kv_heads, cfg.text_dim if cfg.use_text else None,
-                                        cfg.use_semantic, cfg.qk_norm, eps)
+                                        cfg.use_semantic, cfg.qk_norm, eps, cfg.cross_attn_rope_query)
         self.feed_forward = SwiGLU(d, swiglu_hidden(d, cfg.ffn_mult, cfg.multiple_of))
         self.attention_norm1, self.attention_norm2 = RMSNorm(d, eps), RMSNorm(d, eps)
         self.ffn_norm1, self.ffn_norm2 = RMSNorm(d, eps), RMSNorm(d, eps)
@@ -28,13 +28,19 @@ class DiTBlock(nn.Module):
         if cfg.use_semantic:
             self.input_image_proj = nn.Linear(cfg.semantic_dim, d, bias=False)
             self.attention_input_norm = RMSNorm(d, eps)
-            self.sampler = (TaskAwareSampler(d, cfg.adaln_dim, cfg.sampler_keep, cfg.sampler_tau)
+            self.sampler = (TaskAwareSampler(d, cfg.adaln_dim, cfg.sampler_keep, cfg.sampler_tau,
+                                             eval_gumbel=cfg.sampler_eval_gumbel)
                             if cfg.sampler_enabled else None)
+            self.score_before_norm = cfg.sampler_score_before_norm
 
     def semantic_tokens(self, semantic: torch.Tensor, task: torch.Tensor,
                         generator: torch.Generator | None = None) -> torch.Tensor:
-        """Project [B, N, semantic_dim] tokens to the block width and keep the sampler's K."""
-        s = self.attention_input_norm(self.input_image_proj(semantic))
+        """Project [B, N, semantic_dim] tokens to the block width and keep the sampler's K (scored
+        after the norm, or before it with ``sampler_score_before_norm``, the official order)."""
+        s = self.input_image_proj(semantic)
+        if self.sampler is not None and self.score_before_norm:
+            return self.attention_input_norm(self.sampler(s, task, generator).tokens)
+        s = self.attention_input_norm(s)
         if self.sampler is not None:
             s = self.sampler(s, task, generator).tokens
         return s

@@ -58,7 +58,7 @@ class PixWizardDiT(nn.Module):
         if cfg.use_structural:
             with torch.no_grad():  # the condition half starts at zero: [noisy || condition], channel-major
                 self.x_embedder.weight[:, c * p * p:] = 0
-        self.t_embedder = TimestepEmbedder(cfg.adaln_dim)
+        self.t_embedder = TimestepEmbedder(cfg.adaln_dim, scale=cfg.timestep_scale)
         self.task_embedder = nn.Sequential(nn.LayerNorm(cfg.task_dim), nn.Linear(cfg.task_dim, cfg.adaln_dim))
         nn.init.normal_(self.task_embedder[1].weight, std=0.02)
         nn.init.zeros_(self.task_embedder[1].bias)
@@ -81,20 +81,24 @@ class PixWizardDiT(nn.Module):
                     nn.init.zeros_(m.bias)
 
     # ------------------------------------------------------------------ positions
-    def _positions(self, rows: int, cols: int, valid: list[tuple[int, int]] | None, device):
-        """RoPE tables, q scale (proportional attention) and key mask for a (possibly padded) grid."""
+    def _positions(self, rows: int, cols: int, valid: list[tuple[int, int]] | None, device,
+                   attn_base: int | None = None):
+        """RoPE tables, q scale (proportional attention, base ``attn_base`` tokens, default
+        ``train_tokens``) and key mask for a (possibly padded) grid."""
         cfg, hd = self.cfg, self.cfg.dim // self.cfg.heads
         n_train = cfg.train_tokens
+        n_ntk = n_train if cfg.rope_ntk else None
+        n_base = n_train if attn_base is None else int(attn_base)
 
         def scale(n: int) -> float:
-            return math.sqrt(math.log(max(n, 2)) / math.log(max(n_train, 2)))
+            return math.sqrt(math.log(max(n, 2)) / math.log(max(n_base, 2)))
 
         if valid is None:
-            return rope_2d(rows, cols, hd, cfg.rope_theta, n_train, device), scale(rows * cols), None
+            return rope_2d(rows, cols, hd, cfg.rope_theta, n_ntk, device), scale(rows * cols), None
         freqs, scales, masks = [], [], []
         for vr, vc in valid:
             # positions come from the padded grid; theta and scale from the item's own token count
-            theta = ntk_theta(cfg.rope_theta, hd // 2, vr * vc, n_train)
+            theta = cfg.rope_theta if n_ntk is None else ntk_theta(cfg.rope_theta, hd // 2, vr * vc, n_ntk)
             freqs.append(rope_2d(rows, cols, hd, theta, None, device))
             scales.append(scale(vr * vc))
             m = torch.zeros(rows, cols, dtype=torch.bool, device=device)
@@ -108,11 +112,13 @@ class PixWizardDiT(nn.Module):
                 text_tokens: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
                 text_pooled: torch.Tensor | None = None, semantic: torch.Tensor | None = None,
                 valid_sizes: list[tuple[int, int]] | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, attn_base_tokens: int | None = None) -> torch.Tensor:
         """x, cond [B, C, H, W] (H, W multiples of the patch size); t [B] in [0, 1];
         text_tokens [B, L, text_dim], text_mask [B, L] bool, text_pooled [B, task_dim];
         semantic [B, N, semantic_dim]; valid_sizes: per item (H, W) when x is a padded mixed-size
-        batch (padding is bottom/right). Returns [B, C, H, W]."""
+        batch (padding is bottom/right); attn_base_tokens: the proportional-attention base for this
+        call (default ``train_tokens``; the official inference passes (resolution // 16)^2 of its
+        bucket). Returns [B, C, H, W]."""
         cfg, p = self.cfg, self.cfg.patch_size
         b, c, h, w = x.shape
         if h % p or w % p:
@@ -124,7 +130,7 @@ class PixWizardDiT(nn.Module):
         tokens = self.x_embedder(patchify(x, p))
         rows, cols = h // p, w // p
         grid_valid = None if valid_sizes is None else [(vh // p, vw // p) for vh, vw in valid_sizes]
-        freqs, q_scale, self_mask = self._positions(rows, cols, grid_valid, x.device)
+        freqs, q_scale, self_mask = self._positions(rows, cols, grid_valid, x.device, attn_base_tokens)
 
         cvec = self.t_embedder(t)
         if text_pooled is None:

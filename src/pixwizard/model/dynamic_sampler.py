@@ -4,7 +4,8 @@ Per block, the projected semantic tokens plus the projected task embedding are s
 MLP that sees each token (local half of its channels) and the token mean (global half), as in
 DynamicViT's predictor. Training picks the top-K of ``logits + Gumbel noise`` as a multi-hot mask
 and passes gradients straight through a softmax at temperature ``tau``; evaluation picks the plain
-top-K of the logits (deterministic; the original kept the Gumbel noise at test time).
+top-K of the logits (deterministic; the original kept the Gumbel noise at test time, which
+``eval_gumbel`` reproduces for the released checkpoint's exact-compat mode).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def gumbel_topk_straight_through(logits: torch.Tensor, k: int, tau: float,
 
 
 class TaskAwareSampler(nn.Module):
-    def __init__(self, dim: int, cond_dim: int, keep: int, tau: float = 5.0):
+    def __init__(self, dim: int, cond_dim: int, keep: int, tau: float = 5.0, eval_gumbel: bool = False):
         super().__init__()
         self.keep = keep
         self.tau = tau
+        self.eval_gumbel = eval_gumbel  # keep the Gumbel noise in eval mode too (official quirk)
         self.task_proj = nn.Linear(cond_dim, dim, bias=False)  # reference name: y_pool_proj
         self.in_conv = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
         self.out_conv = nn.Sequential(
@@ -60,7 +62,7 @@ class TaskAwareSampler(nn.Module):
         """tokens [B, N, D] (projected semantic tokens), task [B, cond_dim] -> the K kept tokens."""
         logits = self.scores(tokens, task)
         k = min(self.keep, tokens.shape[1])
-        if self.training:
+        if self.training or self.eval_gumbel:
             weights, index = gumbel_topk_straight_through(logits, k, self.tau, generator)
             w = weights.gather(1, index).to(tokens.dtype)  # 1.0 in value, carries the gradient
             kept = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])) * w.unsqueeze(-1)

@@ -47,11 +47,16 @@ class SwiGLU(nn.Module):
 
 
 class TimestepEmbedder(nn.Module):
-    """Sinusoidal features of t in [0, 1] (scaled by 1000, as DiT/Lumina) -> MLP."""
+    """Sinusoidal features ``[cos(s t f_i), sin(s t f_i)]`` of t in [0, 1] -> MLP.
 
-    def __init__(self, out_dim: int, freq_dim: int = 256):
+    ``scale`` s multiplies t before the sinusoid: 1000 (DiT's convention for integer diffusion
+    steps) in our own presets, 1 for the released PixWizard checkpoint, whose embedder (like
+    Lumina-Next's) takes t in [0, 1] as is (``ModelConfig.timestep_scale``)."""
+
+    def __init__(self, out_dim: int, freq_dim: int = 256, scale: float = 1000.0):
         super().__init__()
         self.freq_dim = freq_dim
+        self.scale = float(scale)
         self.mlp = nn.Sequential(nn.Linear(freq_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
         nn.init.normal_(self.mlp[0].weight, std=0.02)
         nn.init.normal_(self.mlp[2].weight, std=0.02)
@@ -59,7 +64,7 @@ class TimestepEmbedder(nn.Module):
     def features(self, t: torch.Tensor) -> torch.Tensor:
         half = self.freq_dim // 2
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-        args = (t.float() * 1000.0)[:, None] * freqs[None]
+        args = (t.float() * self.scale)[:, None] * freqs[None]
         return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:

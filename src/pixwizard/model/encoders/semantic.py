@@ -32,10 +32,16 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError(f"semantic encoders take images [B, 3, H, W], got {tuple(images.shape)}")
 
 
-def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize [B, C, H, W] to [B, C, size, size] (bilinear, antialiased; no-op when already square)."""
+def resize_square(images: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize [B, C, H, W] to [B, C, size, size] (no-op when already that size). ``mode``:
+    "bilinear" (antialiased) or "bicubic-align-corners" (no antialias; the official PixWizard's
+    CLIP preprocessing)."""
     if images.shape[-2:] == (size, size):
         return images
+    if mode == "bicubic-align-corners":
+        return F.interpolate(images, size=(size, size), mode="bicubic", align_corners=True, antialias=False)
+    if mode != "bilinear":
+        raise ValueError(f"unknown resize mode {mode!r}; choose 'bilinear' or 'bicubic-align-corners'")
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
                          antialias=True)
 
@@ -88,9 +94,10 @@ class CLIPVisionSemanticEncoder(nn.Module):
     (the whole image, squashed; no centre crop) and normalised with the CLIP mean/std.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, resize: str = "bilinear"):
         super().__init__()
         self.model = model
+        self.resize = resize
         cfg = model.config
         self.dim = cfg.hidden_size
         self.image_size = cfg.image_size
@@ -107,7 +114,7 @@ class CLIPVisionSemanticEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images)
-        x = resize_square((images.float() + 1.0) / 2.0, self.image_size)
+        x = resize_square((images.float() + 1.0) / 2.0, self.image_size, self.resize)
         x = (x - self.mean) / self.std
         dtype = next(self.model.parameters()).dtype
         out = self.model(pixel_values=x.to(dtype))
@@ -125,7 +132,7 @@ def _build_clip(cfg: SemanticEncoderConfig, dtype: torch.dtype | None) -> nn.Mod
 
     path = cfg.name_or_path or DEFAULT_CLIP
     enc = CLIPVisionSemanticEncoder(load_pretrained(CLIPVisionModel, path, "CLIP vision model",
-                                                     dtype=dtype))
+                                                     dtype=dtype), resize=cfg.resize)
     if enc.dim != cfg.dim:
         raise ValueError(f"CLIP vision model {path!r} gives {enc.dim}-d tokens but the config says dim={cfg.dim}")
     if enc.image_size != cfg.image_size:
