@@ -101,6 +101,45 @@ class CountingIdentity(BaselinePredictor):
         return super().__call__(image, instruction, task, slots, seed)
 
 
+class MosaicPredictor(BaselinePredictor):
+    """Answers with one flat colour per ``block_size`` cell: a model whose patch grid shows."""
+
+    def __init__(self, block: int = 8) -> None:
+        super().__init__("identity", block_size=block)
+
+    @property
+    def tag(self) -> str:
+        return f"mosaic-{self.block_size}"
+
+    def __call__(self, image, instruction, task, slots, seed):
+        import cv2
+
+        h, w, b = image.shape[0], image.shape[1], self.block_size
+        small = cv2.resize(image, (w // b, h // b), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST))
+
+
+def test_blockiness_is_reported_for_every_task(tmp_path):
+    suite = load_suite(write_suite(tmp_path, tasks=["denoise", "depth", "edit_remove", "canny"]))
+    identity, _ = evaluate(suite, BaselinePredictor("identity"), tmp_path / "out" / "mini" / "identity",
+                           progress=False)
+    mosaic, _ = evaluate(suite, MosaicPredictor(), tmp_path / "out" / "mini" / "mosaic", progress=False)
+    assert identity["block_size"] == mosaic["block_size"] == 8
+    for task in suite.tasks:
+        assert mosaic["tasks"][task]["blockiness"] > 10 * identity["tasks"][task]["blockiness"], task
+        assert 0.5 < identity["tasks"][task]["blockiness"] < 2.0, task  # the inputs know no grid
+        assert "blockiness" not in identity["tasks"][task]["metrics"]  # kept apart from the task's metrics
+    per_item = json.loads((tmp_path / "out" / "mini" / "mosaic" / "item_scores.json").read_text())
+    assert per_item["depth/0001"]["blockiness"] > 10
+    text = write_report(tmp_path / "out" / "mini" / "mosaic").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| depth | blockiness |"))
+    assert f"| {mosaic['tasks']['depth']['blockiness']:.2f} |" in row  # ours, then the identity run beside it
+    # a model whose token covers 16 px is measured on its own grid, recorded in run.json
+    coarse, _ = evaluate(suite, MosaicPredictor(16), tmp_path / "coarse", progress=False)
+    assert coarse["block_size"] == json.loads((tmp_path / "coarse" / "run.json").read_text())["block_size"] == 16
+    assert coarse["tasks"]["denoise"]["blockiness"] > 10
+
+
 def test_resume_regenerates_only_the_missing_output(tmp_path):
     suite = load_suite(write_suite(tmp_path, tasks=["denoise", "depth"]))
     run = tmp_path / "run"

@@ -10,7 +10,8 @@ Layout of a run folder (``run_dir = OUT/<suite>/<model tag>``)::
                                   the item as generated)
         output.png                the prediction (its presence marks the item as predicted)
         error.json                why the item could not be generated (retried on the next run)
-    metrics.json                  per task: metric values, n items, skipped metrics with reasons
+    metrics.json                  per task: metric values, n items, skipped metrics with reasons, and
+                                  the blockiness of the outputs (below)
 
 Phase 1 (``predict_run``) writes the item files, each atomically (temp file + rename); an item
 whose ``item.json`` exists is not regenerated and one whose ``output.png`` exists is not
@@ -30,6 +31,13 @@ Metric inputs (``METRIC_ARGS``; overrides per (metric, task) in ``TASK_METRIC_AR
 - preserve_psnr: PSNR to the input outside the truth edit mask; masked_psnr: PSNR to the
   target inside the truth hole.
 - faithfulness (world control and t2i, no hub weights): ``colour_position_accuracy``.
+
+Every task's outputs also get ``blockiness`` (``pixwizard.eval.metrics.blockiness``: mean gradient
+across the token grid's borders over the mean inside, <= 1.1 = no visible grid), the mean over the
+items in ``tasks[task]["blockiness"]`` (kept apart from the task's own ``metrics``) and per item
+in ``item_scores.json``; the grid is the predictor's ``block_size`` (the model's patch size times
+its codec's downsample; ``DEFAULT_BLOCK`` = 8, the tiny model's, for baselines), recorded in
+``run.json`` and ``metrics.json["block_size"]``.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import cv2
 import numpy as np
 
 from pixwizard.eval.metrics import METRICS, MeanOf, MetricSpec, MetricUnavailable
+from pixwizard.eval.metrics.blockiness import DEFAULT_BLOCK, blockiness as grid_blockiness
 from pixwizard.eval.metrics import colour_position_accuracy  # noqa: F401  (re-exported)
 from pixwizard.eval.suites import EvalItem, ItemFactory, ItemRef, SuiteConfig, item_refs, open_benchmark, resolve_photos
 from pixwizard.tasks.codecs import Decoded, SEMSEG_PALETTE, get_codec
@@ -221,6 +230,7 @@ class Predictor(Protocol):
     tag: str  # folder name of its runs
     spec: str  # what the user asked for (--model)
     untrained: bool
+    block_size: int  # pixel footprint of one token (blockiness grid); baselines: DEFAULT_BLOCK
 
     def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
                  seed: int) -> np.ndarray: ...
@@ -232,6 +242,7 @@ class BaselinePredictor:
 
     baseline: str
     untrained: bool = False
+    block_size: int = DEFAULT_BLOCK  # the tiny model's grid, so baseline and model rows compare
 
     def __post_init__(self) -> None:
         from pixwizard.eval.baselines import BASELINES
@@ -274,6 +285,10 @@ class ModelPredictor:
     @property
     def untrained(self) -> bool:
         return bool(self.pipe.untrained)
+
+    @property
+    def block_size(self) -> int:
+        return int(self.pipe.config.model.patch_size * self.pipe.config.codec.downsample)
 
     def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
                  seed: int) -> np.ndarray:
@@ -411,7 +426,7 @@ def prepare_run(suite: SuiteConfig, *, limit: int | None = None, photo_dirs: lis
 def check_run_dir(run_dir: Path, suite: SuiteConfig, predictor: Predictor) -> None:
     """Write run.json, or check that an existing one is the same suite and model (no mixing)."""
     record = {"suite": suite.name, "suite_config": asdict(suite), "model": predictor.spec, "tag": predictor.tag,
-              "untrained": predictor.untrained}
+              "untrained": predictor.untrained, "block_size": predictor.block_size}
     path = run_dir / RUN_JSON
     if path.is_file():
         old = json.loads(path.read_text())
@@ -479,6 +494,7 @@ class _TaskScore:
     item_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_items: int = 0
     missing: dict[str, str] = field(default_factory=dict)
+    blockiness: MeanOf = field(default_factory=lambda: MeanOf(grid_blockiness))  # of every output (module doc)
 
 
 def _new_accumulator(suite: SuiteConfig, task: str, metric: str, score: _TaskScore) -> Any:
@@ -497,7 +513,10 @@ def _new_accumulator(suite: SuiteConfig, task: str, metric: str, score: _TaskSco
 
 def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dict[str, Any]:
     """Phase 2: score every predicted item; returns (and writes) the metrics.json content."""
-    scores: dict[str, _TaskScore] = {t: _TaskScore(suite.task_metrics(t)) for t in suite.tasks}
+    run = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+    block = int(run.get("block_size", DEFAULT_BLOCK))
+    scores = {t: _TaskScore(suite.task_metrics(t), blockiness=MeanOf(grid_blockiness, {"block": block}))
+              for t in suite.tasks}
     per_item: dict[str, dict[str, Any]] = {}
     for ref in refs:
         folder, score = item_dir(run_dir, ref), scores[ref.task]
@@ -525,8 +544,13 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
                 continue
             if isinstance(acc, MeanOf):
                 item_scores[metric] = acc.values[-1]
+        try:
+            score.blockiness.update(view.output)
+            item_scores["blockiness"] = score.blockiness.values[-1]
+        except ValueError as e:  # an output no larger than one token
+            score.item_errors.setdefault("blockiness", {"count": 0, "first": f"{ref.key}: {e}"})["count"] += 1
         per_item[ref.key] = item_scores
-    result = {"suite": suite.name, "protocol": suite.protocol, "tasks": {}}
+    result = {"suite": suite.name, "protocol": suite.protocol, "block_size": block, "tasks": {}}
     for task, score in scores.items():
         values: dict[str, Any] = {}
         for metric, acc in score.accs.items():
@@ -540,6 +564,7 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
             "higher_is_better": {m: metric_spec(m).higher_is_better for m in score.metrics},
             "metric_order": list(score.metrics), "skipped": score.skipped, "item_errors": score.item_errors,
             "missing": score.missing,
+            "blockiness": score.blockiness.compute() if score.blockiness.values else None,
         }
     write_json(run_dir / METRICS_JSON, result)
     write_json(run_dir / "item_scores.json", per_item)

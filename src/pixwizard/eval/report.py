@@ -5,7 +5,8 @@ other run of the same suite: the sibling run folders under the same ``--out`` ro
 (``OUT/<suite>/<tag>``) and the ``compare`` folders (a run folder, or a folder holding run
 folders). Runs of a different suite are never mixed into the table.
 
-Tables: one per domain, a row per (task, metric) with an arrow for the better direction, our
+Tables: one per domain, a row per (task, metric) and one for the outputs' ``blockiness`` (the
+patch grid's visibility, 1 = none; see the harness), with an arrow for the better direction, our
 value, each compared run's value, and the paper's number only where the suite follows the
 paper's protocol (``pixwizard.eval.paper``); otherwise "n/a (different protocol)". Non-finite
 values print as "inf"/"nan". Skipped metrics and items that could not be made are listed with
@@ -98,6 +99,10 @@ def render_markdown(metrics: dict[str, Any], run: dict[str, Any], others: list[t
                 arrow = "↑" if r["higher_is_better"].get(m, True) else "↓"
                 lines.append("| " + " | ".join([task, m, arrow, str(r["n_items"]), fmt(ours), *theirs, paper_cell])
                              + " |")
+            if "blockiness" in r:  # the outputs' patch-grid visibility (runs scored before it existed lack it)
+                theirs = [fmt(o["tasks"].get(task, {}).get("blockiness")) for _, o in others]
+                lines.append("| " + " | ".join([task, "blockiness", "↓", str(r["n_items"]), fmt(r["blockiness"]),
+                                                *theirs, NA_PROTOCOL if protocol is None else "-"]) + " |")
             notes += [f"- `{task}` {m} skipped: {why}" for m, why in r["skipped"].items()]
             notes += [f"- `{task}` {m}: {e['count']} item(s) unscored, e.g. {e['first']}"
                       for m, e in r["item_errors"].items()]
