@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from pixwizard.ablation import COLUMNS, VARIANTS, AblationConfig, render_markdown, run_ablation, summarise, train_config
+from pixwizard.checkpoint import read_info
 from test_train import make_dataset
 
 
@@ -64,8 +66,15 @@ def test_tiny_ablation_runs_end_to_end_and_resumes(tmp_path):
         assert r["train"]["stopped_by"] == "done" and r["train"]["samples"] == 6
         assert r["columns"]["derain"] is not None and r["columns"]["depth"] is not None
         assert r["costs"]["train_step_gflops"] > 0 and r["costs"]["infer_step_ms"] > 0
-    # the sampler really is off in that run (different weights from full-s0 at the same seed)
-    assert res["runs"]["no-sampler-s0"]["costs"] != res["runs"]["full-s0"]["costs"]
+    # the sampler really is off in that run: its checkpoint says so and holds no sampler weights, and
+    # it attends all semantic tokens (more FLOPs per step, counted, not timed)
+    runs = tmp_path / "abl" / "runs"
+    on, off = (read_info(runs / n / "model.safetensors").config.model for n in ("full-s0", "no-sampler-s0"))
+    assert on.sampler_enabled and not off.sampler_enabled
+    for cost in ("train_step_gflops", "infer_step_gflops"):
+        assert res["runs"]["no-sampler-s0"]["costs"][cost] > res["runs"]["full-s0"]["costs"][cost]
+    w_on, w_off = (load_file(runs / n / "model.safetensors") for n in ("full-s0", "no-sampler-s0"))
+    assert any(".sampler." in k for k in w_on) and not any(".sampler." in k for k in w_off)
     table = (tmp_path / "abl" / "ablations.md").read_text()
     assert table.count("\n| full |") == 2 and "| no-two-stage | 0 |" in table and "30.24" in table
     model = tmp_path / "abl" / "runs" / "full-s0" / "model.safetensors"
