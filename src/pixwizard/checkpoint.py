@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, 
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        sort_header(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is a normal file
@@ -45,6 +47,33 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sort_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, so that the same tensors and
+    metadata always give the same bytes (safetensors writes the metadata map in hash order).
+
+    The data section is untouched (its offsets are relative to it); the sorted header is padded
+    with spaces to the old length, which the format allows. A longer header (not expected: same
+    keys, same values) makes a copy."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        new = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(new) <= n:
+            f.seek(8)
+            f.write(new + b" " * (n - len(new)))
+            return
+    padded = new + b" " * (-len(new) % 8)
+    copy = Path(f"{path}.sorted")
+    try:
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            src.seek(8 + n)
+            dst.write(len(padded).to_bytes(8, "little") + padded)
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(copy, path)
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def save_model(model, path: str | Path, trained_samples: int = 0, extra: dict[str, str] | None = None) -> None:
@@ -65,9 +94,37 @@ def read_info(path: str | Path) -> CheckpointInfo:
         raise ValueError(f"{path} is not a readable safetensors checkpoint ({e})") from None
     if meta.get("format") != FORMAT or "pixwizard_config" not in meta:
         raise ValueError(f"{path} is not a PixWizard checkpoint (no pixwizard_config in its metadata)")
-    cfg = PixWizardConfig.from_dict(json.loads(meta["pixwizard_config"]))
+    try:
+        raw = json.loads(meta["pixwizard_config"])
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON object was expected, got {type(raw).__name__}")
+        cfg = PixWizardConfig.from_dict(raw)
+        samples = int(meta.get("trained_samples", "0"))
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: broken checkpoint metadata ({_one_line(e)})") from None
     extra = {k: v for k, v in meta.items() if k not in ("format", "pixwizard_config", "trained_samples")}
-    return CheckpointInfo(cfg, int(meta.get("trained_samples", "0")), extra)
+    return CheckpointInfo(cfg, samples, extra)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse a checkpoint whose tensors do not fit the model built from its config (names,
+    shapes) or hold NaN/infinity (such weights give a black image without any error)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    for name, want in expected.items():
+        got = state[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise ValueError(f"checkpoint {path} does not match its config: {name} has shape "
+                             f"{tuple(got.shape)}, the model needs {tuple(want.shape)}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ValueError(f"checkpoint {path} holds NaN or infinite weights (in {name}); it cannot be used")
 
 
 def load_model(path: str | Path, device="cpu"):
@@ -77,13 +134,14 @@ def load_model(path: str | Path, device="cpu"):
     from pixwizard.model.pixwizard import PixWizard
 
     info = read_info(path)
-    model = PixWizard(info.config)
-    state = load_file(str(path), device="cpu")
-    expected = model.trainable_state_dict().keys()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+    try:
+        model = PixWizard(info.config)
+    except (TypeError, ValueError, AttributeError, RuntimeError) as e:  # e.g. a string where a number belongs
+        raise ValueError(f"checkpoint {path}: its config does not build a model ({_one_line(e)})") from None
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors' own error types for damaged data
+        raise ValueError(f"checkpoint {path} is damaged ({_one_line(e)})") from None
+    check_state(state, model.trainable_state_dict(), path)
     model.load_state_dict(state, strict=False)
     return model.to(device).eval(), info

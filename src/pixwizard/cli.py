@@ -38,12 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, PermissionError) as e:
-        print(f"pixwizard {args.command}: error: {e}", file=sys.stderr)
+    except (UserError, ValueError, OSError) as e:  # OSError: missing files, permissions, a full disk
+        print(f"pixwizard {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pixwizard {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (an OSError without a message gets its errno text)."""
+    text = str(e) if not isinstance(e, OSError) or e.strerror is None or e.filename is None \
+        else f"{e.filename}: {e.strerror}"
+    return " ".join(text.split()) or type(e).__name__
 
 
 if __name__ == "__main__":

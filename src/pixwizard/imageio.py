@@ -58,7 +58,7 @@ def load_image(source: ImageSource, *, max_pixels: int) -> np.ndarray:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     if isinstance(source, Image.Image):
         return _decode(source, None, "<PIL image>", max_pixels)
-    data, name = _read_bytes(source)
+    data, name = _read_bytes(source, max_file_bytes(max_pixels))
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes), not an image")
     try:
@@ -81,8 +81,20 @@ def load_image(source: ImageSource, *, max_pixels: int) -> np.ndarray:
         return _decode(im, data, name, max_pixels)
 
 
-def _read_bytes(source) -> tuple[bytes, str]:
-    """Return the raw bytes of ``source`` and a name for error messages."""
+def max_file_bytes(max_pixels: int) -> int:
+    """The most bytes read for an image of at most ``max_pixels`` pixels: 8 bytes a pixel (raw
+    16-bit RGBA, the largest uncompressed layout) plus 16 MiB for headers and metadata. Anything
+    longer is refused before it is read whole (``/dev/zero``, a multi-GB non-image file)."""
+    return 8 * max_pixels + (16 << 20)
+
+
+def _too_large(name: str, limit: int) -> ImageError:
+    return ImageError(f"{name}: file is larger than {limit} bytes, more than any image within the pixel "
+                      "limit needs; not read")
+
+
+def _read_bytes(source, limit: int) -> tuple[bytes, str]:
+    """Return the raw bytes of ``source`` (at most ``limit``) and a name for error messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     if isinstance(source, (str, os.PathLike)):
@@ -92,16 +104,25 @@ def _read_bytes(source) -> tuple[bytes, str]:
         if path.is_dir():
             raise ImageError(f"{path}: is a directory, not an image file")
         try:
-            return path.read_bytes(), str(path)
+            if path.stat().st_size > limit:
+                raise _too_large(str(path), limit)
+            with open(path, "rb") as f:  # bounded: a device or a growing file has no useful st_size
+                data = f.read(limit + 1)
         except PermissionError:
             raise ImageError(f"{path}: permission denied") from None
         except OSError as e:
             raise ImageError(f"{path}: cannot be read ({_one_line(e)})") from None
+        if len(data) > limit:
+            raise _too_large(str(path), limit)
+        return data, str(path)
     if hasattr(source, "read"):
-        data = source.read()
+        name = getattr(source, "name", "<stream>")
+        data = source.read(limit + 1)
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("load_image needs a binary file object (opened with 'rb')")
-        return bytes(data), getattr(source, "name", "<stream>")
+        if len(data) > limit:
+            raise _too_large(str(name), limit)
+        return bytes(data), name
     raise TypeError(f"load_image cannot read a {type(source).__name__}; pass a path, bytes, "
                     "a binary file object or a PIL image")
 

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -45,6 +46,14 @@ from pixwizard.tasks.registry import REGISTRY
 EmbedFn = Callable[[list[str]], torch.Tensor]
 
 DEFAULT_THRESHOLD = 0.5
+
+
+class RouterCacheWarning(UserWarning):
+    """The on-disk router cache could not be read or written; routing works, only slower next time."""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 @dataclass
@@ -133,22 +142,54 @@ class TaskRouter:
         self.bank_texts = texts
         self.bank_labels = torch.tensor(labels)
         self.lexical = TfidfFeatures(texts)
+        self.cache_note: str | None = None  # why the on-disk cache was not used, if it was not
         cache = None
         if cache_dir is not None:
             key = self._cache_key(weight_decay, max_iter)
             cache = Path(cache_dir) / f"router-{key}.safetensors"
-        if cache is not None and cache.is_file():
-            fitted = load_file(str(cache))
-            self.weight, self.bias = fitted["weight"], fitted["bias"]
-            if self.bias.shape != (len(self.tasks),) or self.weight.shape[1] != len(self.tasks):
-                raise ValueError(f"cached router {cache} does not match the task registry; delete it")
+        fitted = self._read_cache(cache) if cache is not None else None
+        if fitted is not None:
+            self.weight, self.bias = fitted
         else:
             self.weight, self.bias = self._fit(self._features(texts), self.bank_labels, weight_decay, max_iter)
             if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".tmp{os.getpid()}")
-                save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(tmp))
-                os.replace(tmp, cache)
+                self._write_cache(cache)
+        if self.cache_note:
+            warnings.warn(self.cache_note, RouterCacheWarning, stacklevel=2)
+
+    def _read_cache(self, cache: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The cached (weight, bias), or None when there is none or it cannot be used (unreadable,
+        truncated, wrong shapes, non-finite): then the router is refitted and the file rewritten."""
+        try:
+            if not cache.is_file():
+                return None
+            fitted = load_file(str(cache))
+            weight, bias = fitted["weight"], fitted["bias"]
+        except Exception as e:  # safetensors raises its own error types for a damaged file
+            self.cache_note = f"the router cache {cache} is unreadable ({_one_line(e)}); refitted the router"
+            return None
+        n = len(self.tasks)
+        if (bias.shape != (n,) or weight.ndim != 2 or weight.shape[1] != n
+                or not (torch.isfinite(weight).all() and torch.isfinite(bias).all())):
+            self.cache_note = f"the router cache {cache} does not match the task registry; refitted the router"
+            return None
+        return weight, bias
+
+    def _write_cache(self, cache: Path) -> None:
+        """Store the fitted weights atomically; a cache that cannot be written only costs the refit
+        next time (the note says so), it never fails the routing."""
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(tmp))
+            os.replace(tmp, cache)
+        except Exception as e:
+            note = f"the router cache {cache} cannot be written ({_one_line(e)}); the next run refits the router"
+            self.cache_note = f"{self.cache_note}; {note}" if self.cache_note else note
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def _cache_key(self, weight_decay: float, max_iter: int) -> str:
         """Hash of everything the fitted weights depend on: the bank texts and labels, the settings and
