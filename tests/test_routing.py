@@ -125,3 +125,26 @@ def test_fitted_router_is_deterministic_and_cached_on_disk(tiny_router, tmp_path
         TaskRouter(lambda t: hashed_bag_of_words(t, dim=64), cache_dir=tmp_path)
     with pytest.raises(AssertionError, match="refitted"):
         TaskRouter(hashed_bag_of_words, cache_dir=tmp_path, weight_decay=1e-3)
+
+
+def test_a_truncated_router_cache_is_refitted_and_rewritten(tmp_path):
+    """A damaged cache file must not break every later run until deleted by hand (issue 10, item 12)."""
+    first = TaskRouter(hashed_bag_of_words, cache_dir=tmp_path, max_iter=5)
+    (cache,) = tmp_path.glob("router-*.safetensors")
+    good = cache.read_bytes()
+    cache.write_bytes(good[: len(good) // 2])
+    with pytest.warns(routing.RouterCacheWarning, match="unreadable"):
+        again = TaskRouter(hashed_bag_of_words, cache_dir=tmp_path, max_iter=5)
+    text = ["remove the rain"]
+    assert torch.equal(first.probabilities(text), again.probabilities(text))
+    assert cache.read_bytes() == good  # rewritten whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.name]  # no temporary file left
+
+
+def test_an_unwritable_router_cache_only_costs_the_refit(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way of the cache folder")
+    with pytest.warns(routing.RouterCacheWarning, match="cannot be written"):
+        router = TaskRouter(hashed_bag_of_words, cache_dir=blocker / "pixwizard", max_iter=5)
+    assert router.route("remove the rain").task in REGISTRY
+    assert "cannot be written" in router.cache_note
