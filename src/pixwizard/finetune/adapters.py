@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,14 @@ def inject(model: nn.Module, spec: LoraSpec, name: str) -> nn.Module:
     matched = [n for n, _ in model.named_modules() if re.fullmatch(spec.target_regex, n)]
     if not matched:
         raise ValueError(f"no module of the model matches the LoRA targets ({spec.target_regex})")
-    inject_adapter_in_model(spec.peft_config(), model, adapter_name=name)
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # several adapters are intended
+        inject_adapter_in_model(spec.peft_config(), model, adapter_name=name)
+    for n, p in model.named_parameters():  # peft freezes the base: keep its flags (checkpoints rely on them)
+        base = n.replace(".base_layer.", ".")
+        if ".lora_" not in n and base in flags:
+            p.requires_grad_(flags[base])
     model._pixwizard_adapters = [*getattr(model, "_pixwizard_adapters", []), name]
     set_active(model, name)
     return model

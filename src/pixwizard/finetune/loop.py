@@ -75,7 +75,9 @@ class Finetuner:
             model.requires_grad_(False)
             self.spec = adapters.LoraSpec(cfg.rank, cfg.alpha, cfg.dropout, adapters.target_regex(cfg.targets))
             model.train()
-            adapters.inject(model, self.spec, cfg.adapter_name)
+            with torch.random.fork_rng(devices=[]):  # LoRA A's random init from the run's seed only
+                torch.manual_seed(_mix([cfg.seed], 3))
+                adapters.inject(model, self.spec, cfg.adapter_name)
             self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         else:
             self.spec = None
