@@ -1,9 +1,10 @@
-"""``pixwizard bench model|data|train``: benchmarks that print JSON figures."""
+"""``pixwizard bench model|data|train|serve``: benchmarks that print JSON figures."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub) -> None:
@@ -20,6 +21,12 @@ def register(sub) -> None:
     d.add_argument("--seconds", type=float, default=2.0, help="seconds per generator")
     d.add_argument("--photos", action="append", default=[], help="folder(s) of photos for photo tasks")
     d.add_argument("--tasks", nargs="*", default=None)
+    d.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: build throughput of the Ray engine beside the local process pool (docs/ray.md)")
+    d.add_argument("--address", help="--engine ray: Ray cluster address (default: RAY_ADDRESS, else a local runtime)")
+    d.add_argument("--items-per-task", type=int, default=4, help="--engine ray: items of each task per build")
+    d.add_argument("--workers", type=int, default=None, help="--engine ray: local pool size (default: all CPUs)")
+    d.add_argument("--scratch", help="--engine ray: folder for the two builds (shared storage on a cluster)")
     d.set_defaults(func=_data)
     t = bsub.add_parser("train", help="training samples per second at the training resolution")
     t.add_argument("--preset", default="tiny")
@@ -28,6 +35,17 @@ def register(sub) -> None:
     t.add_argument("--steps", type=int, default=10)
     t.add_argument("--device", default=None)
     t.set_defaults(func=_train)
+    s = bsub.add_parser("serve", help="loopback load test of the REST API: latency, throughput, /healthz while busy")
+    s.add_argument("--url", help="a running server on this machine (default: start one here on 127.0.0.1)")
+    s.add_argument("--checkpoint", help="model for the server started here (default: the shipped pixwizard-tiny)")
+    s.add_argument("--device", default=None)
+    s.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    s.add_argument("--requests", type=int, default=200, help="requests in all (default 200)")
+    s.add_argument("--size", type=int, default=64, help="side of the square test image (default 64)")
+    s.add_argument("--instruction", default="remove the noise")
+    s.add_argument("--task", help="task to decode as (default: routed)")
+    s.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    s.set_defaults(func=_serve)
 
 
 def _model(args: argparse.Namespace) -> int:
@@ -38,6 +56,13 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from pixwizard.data.bench_ray import bench_build_engines
+
+        print(json.dumps(bench_build_engines(size=args.size, items_per_task=args.items_per_task, tasks=args.tasks,
+                                             photo_dirs=args.photos, workers=args.workers, address=args.address,
+                                             scratch=args.scratch), indent=1))
+        return 0
     from pixwizard.data.bench import bench_generators
 
     bench_generators(size=args.size, seconds_per_task=args.seconds, tasks=args.tasks, photo_dirs=args.photos)
@@ -49,4 +74,17 @@ def _train(args: argparse.Namespace) -> int:
 
     print(json.dumps(bench_training(preset=args.preset, size=args.size, batch=args.batch, steps=args.steps,
                                     device=args.device), indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pixwizard.serve.bench import bench_serve
+
+    report = bench_serve(args.url, checkpoint=args.checkpoint, device=args.device, clients=args.clients,
+                         requests=args.requests, size=args.size, instruction=args.instruction, task=args.task,
+                         steps=args.steps)
+    print(json.dumps(report, indent=2))
+    if report["failed"] or report["lost"] or report["healthz_while_busy_ms"]["failed"]:
+        print(f"pixwizard bench serve: {report['failed']} failed, {report['lost']} lost requests", file=sys.stderr)
+        return 1
     return 0
