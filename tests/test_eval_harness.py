@@ -168,6 +168,33 @@ def test_resume_regenerates_only_the_missing_output(tmp_path):
         evaluate(other, pred, run, progress=False)
 
 
+def test_degenerate_photo_items_are_redrawn_or_refused(tmp_path):
+    """colorize on a grey photo: input == target, identity PSNR inf. The suite draws another photo,
+    and with only grey photos the item fails with the reason instead of being scored."""
+    import skimage.data
+
+    from pixwizard.imageio import save_image
+
+    colour, grey = tmp_path / "colour", tmp_path / "grey"
+    for folder in (colour, grey):
+        folder.mkdir()
+    for i in range(3):
+        save_image(grey / f"g{i}.png", np.repeat(skimage.data.camera()[:256, 100 * i:100 * i + 256, None], 3, axis=2))
+    save_image(colour / "c.png", skimage.data.astronaut()[:256, :256])
+    suite = load_suite(write_suite(tmp_path, tasks=["colorize"], items_per_task=6, photos="dirs"))
+    metrics, stats = evaluate(suite, BaselinePredictor("identity"), tmp_path / "mixed", photo_dirs=[str(grey), str(colour)],
+                              progress=False)
+    assert stats.failed == {} and metrics["tasks"]["colorize"]["n_items"] == 6
+    assert math.isfinite(metrics["tasks"]["colorize"]["metrics"]["psnr"])
+    records = [json.loads(p.read_text()) for p in (tmp_path / "mixed").glob("items/colorize/*/item.json")]
+    assert all(r["origin"]["photo"].endswith("c.png") for r in records)
+    assert any(r["origin"].get("degenerate_redraws", 0) > 0 for r in records)  # a grey photo was drawn first
+    metrics, stats = evaluate(suite, BaselinePredictor("identity"), tmp_path / "grey-only", photo_dirs=[str(grey)],
+                              progress=False)
+    assert len(stats.failed) == 6 and all("DegenerateItemError" in why for why in stats.failed.values())
+    assert metrics["tasks"]["colorize"]["n_items"] == 0 and len(metrics["tasks"]["colorize"]["missing"]) == 6
+
+
 def test_bad_suite_configs_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown task 'denoize'.*denoise"):
         load_suite(write_suite(tmp_path, tasks=["denoize"]))
@@ -240,11 +267,18 @@ def test_model_checkpoint_through_the_harness(tmp_path):
     from pixwizard.checkpoint import save_model
     from pixwizard.config import preset
     from pixwizard.model.pixwizard import PixWizard
+    from pixwizard.pipeline import PixWizardPipeline
 
     torch.manual_seed(0)
+    model = PixWizard(preset("debug"))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # open the zero-initialised paths: a new model's output ignores the noise
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
     ckpt = tmp_path / "debug.safetensors"
-    save_model(PixWizard(preset("debug")), ckpt)
-    suite_file = write_suite(tmp_path, tasks=["denoise", "refseg_mask"], items_per_task=1, size=32)
+    save_model(model, ckpt)
+    suite_file = write_suite(tmp_path, tasks=["denoise", "refseg_mask"], items_per_task=2, size=32)
     out = tmp_path / "out"
     args = ["eval", "--suite", str(suite_file), "--model", str(ckpt), "--out", str(out), "--steps", "2",
             "--device", "cpu", "--no-progress"]
@@ -252,14 +286,25 @@ def test_model_checkpoint_through_the_harness(tmp_path):
     run = out / "mini" / "model-debug"
     metrics = json.loads((run / "metrics.json").read_text())
     assert json.loads((run / "run.json").read_text())["untrained"] is True
-    assert metrics["tasks"]["denoise"]["n_items"] == 1
+    assert metrics["tasks"]["denoise"]["n_items"] == 2
     assert math.isfinite(metrics["tasks"]["denoise"]["metrics"]["psnr"])
-    out1 = read_png(run / "items" / "denoise" / "0000" / "output.png")
-    assert out1.shape == read_png(run / "items" / "denoise" / "0000" / "input.png").shape
-    # same item seed -> same output: rerun from scratch into another root
-    assert cli_main(args[:6] + [str(tmp_path / "out2")] + args[7:]) == 0
+    item = run / "items" / "denoise" / "0000"
+    out1, inp = read_png(item / "output.png"), read_png(item / "input.png")
+    assert out1.shape == inp.shape
+    # the output is the pipeline's at the item's own seed, and another seed gives another output
+    record = json.loads((item / "item.json").read_text())
+    pipe = PixWizardPipeline.from_pretrained(ckpt, device="cpu")  # auto precision, as the harness
+    with pytest.warns(UserWarning, match="untrained"):
+        direct = {s: pipe(inp, record["instruction"], steps=2, seed=s, task="denoise", decode=False).image
+                  for s in (record["seed"], record["seed"] + 1)}
+    assert np.array_equal(direct[record["seed"]], out1)
+    assert np.abs(direct[record["seed"] + 1].astype(int) - out1.astype(int)).max() > 2
+    # same item seed -> same output, whatever else runs: rerun from scratch into another root with
+    # one item per task only
+    assert cli_main(args[:6] + [str(tmp_path / "out2")] + args[7:] + ["--limit", "1"]) == 0
     assert np.array_equal(read_png(tmp_path / "out2" / "mini" / "model-debug" / "items" / "denoise" / "0000" /
                                    "output.png"), out1)
+    assert not (tmp_path / "out2" / "mini" / "model-debug" / "items" / "denoise" / "0001").exists()
 
 
 def test_suite_dataclass_validation():
