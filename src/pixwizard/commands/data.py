@@ -13,6 +13,8 @@ def _build(args: argparse.Namespace) -> int:
     from pixwizard.data.builder import build_dataset
     from pixwizard.data.recipe import DEFAULT_WORLD_SEEDS, load_recipe
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (new, or one this recipe built)")
     recipe = load_recipe(args.recipe)
     changes: dict = {}
     if args.photos:

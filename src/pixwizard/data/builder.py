@@ -9,7 +9,9 @@ whatever the number of workers or the order in which shards finish.
 
 A shard is written to a temp file and renamed; a sidecar JSON written after the rename marks it
 complete. A rebuild into the same folder deletes stray temp files, keeps complete shards whose
-sidecar matches this build's fingerprint (recipe + source file lists) and makes the rest.
+sidecar matches this build's fingerprint (recipe + source file lists) and whose bytes match the
+recorded sha256, and makes the rest. A build holds a lock on its folder, so a second one into the
+same folder refuses instead of deleting the first one's temp files; workers die with the build.
 ``manifest.json`` is rewritten atomically after every shard.
 
 The generators, codecs and instruction bank come from a ``Toolkit`` made by a factory: a
@@ -20,11 +22,15 @@ for the real registries, or a fake one in tests.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import fcntl
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -277,13 +283,36 @@ def _toolkit(factory: ToolkitFactory) -> Toolkit:
     return _PROCESS_TOOLKITS[factory]
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     """One thread per worker process (the pool gives the parallelism); torch is not imported here,
-    but if a generator imports it later it starts with one thread too."""
+    but if a generator imports it later it starts with one thread too. With ``parent_pid`` the
+    worker dies with that process, even when it is killed with SIGKILL (no orphans)."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     cv2.setNumThreads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+
+
+def die_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """End this process when ``parent_pid`` is gone: Linux's parent-death signal where available,
+    and a daemon thread that watches the parent id (any POSIX system; covers a parent that died
+    before the signal was armed)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def run_shard(job: ShardJob, factory: ToolkitFactory) -> dict[str, Any]:
@@ -326,8 +355,17 @@ def shard_is_complete(out: Path, job: ShardJob) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     ok = (record.get("fingerprint") == job.fingerprint and record.get("items") == len(job.tasks)
-          and record.get("first") == job.first and record.get("bytes") == path.stat().st_size)
+          and record.get("first") == job.first and record.get("bytes") == path.stat().st_size
+          and record.get("sha256") == file_sha256(path))  # same size, other bytes: made again
     return record if ok else None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- build
@@ -421,7 +459,39 @@ def build_dataset(recipe: Recipe, out: Path, *, workers: int = 1,
     needs_photos = any(toolkit.tasks[t].source == "photo" for t in recipe.tasks)
     photos, textures = _source_files(recipe, toolkit, needs_photos)
     fingerprint = build_fingerprint(recipe, photos, textures)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the output must be a folder (new, or one this recipe built)")
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # a second build into the same folder refuses, never deletes our temp files
+        return _build_locked(recipe, out, workers, toolkit, toolkit_factory, photos, textures, fingerprint,
+                             progress, executor)
+
+
+class folder_lock:
+    """An exclusive, non-blocking flock on ``folder`` for the time of a build: a second build
+    into the same folder gets a one-line error (it would remove the first one's temporary files
+    and write the same shards)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.fd = folder, -1
+
+    def __enter__(self) -> "folder_lock":
+        self.fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise ValueError(f"another data build is writing into {self.folder}; wait for it to finish or "
+                             "use another folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # releases the lock
+
+
+def _build_locked(recipe: Recipe, out: Path, workers: int, toolkit: Toolkit, toolkit_factory: ToolkitFactory,
+                  photos: tuple[str, ...], textures: tuple[str, ...] | None, fingerprint: str, progress: bool,
+                  executor: ShardExecutor | None) -> dict[str, Any]:
     old = out / MANIFEST
     if old.is_file():
         previous = json.loads(old.read_text()).get("fingerprint")
@@ -457,7 +527,8 @@ def build_dataset(recipe: Recipe, out: Path, *, workers: int = 1,
             bar(1)
     elif pending:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                    initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_shard, job, toolkit_factory) for job in pending]
             try:
                 for fut in cf.as_completed(futures):
