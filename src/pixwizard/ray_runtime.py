@@ -4,9 +4,10 @@
 as Ray tasks. Ray is imported only here and only when an engine asks for it, so the default
 install, ``pixwizard run`` and ``make demo`` never need it.
 
-``ray_runtime(address)``: joins the cluster at ``address`` (``ray://HOST:10001`` or ``HOST:6379``),
-else the one named by ``RAY_ADDRESS``, else starts a private local runtime bound to loopback;
-an already initialised Ray (tests, notebooks) is used as it is and left running.
+``ray_runtime(address)``: joins the cluster at ``address`` (``HOST:6379``, or ``ray://HOST:10001``
+through Ray Client), else the one named by ``RAY_ADDRESS``, else starts a private runtime on this
+machine (stopped afterwards); an already initialised Ray (tests, notebooks) is used as it is and
+left running.
 ``check_paths_on_every_node``: shards and item folders are written by workers straight into the
 output folder, so every node must see the same paths (shared storage); this checks that up front
 with one tiny task pinned to each alive node, instead of failing shard by shard.
@@ -43,8 +44,6 @@ def ray_runtime(address: str | None = None) -> Iterator[Any]:
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:
         kwargs["address"] = address
-    elif not os.environ.get("RAY_ADDRESS"):
-        kwargs["_node_ip_address"] = "127.0.0.1"  # a private runtime on this machine: loopback only
     try:
         ray.init(**kwargs)
     except ConnectionError as e:
