@@ -168,6 +168,36 @@ def test_resume_regenerates_only_the_missing_output(tmp_path):
         evaluate(other, pred, run, progress=False)
 
 
+def test_degenerate_photo_items_are_redrawn_or_refused(tmp_path):
+    """colorize on a grey photo: input == target, identity PSNR inf. The suite draws another photo,
+    and with only grey photos the item fails with the reason instead of being scored."""
+    import skimage.data
+
+    from pixwizard.imageio import save_image
+
+    colour, grey = tmp_path / "colour", tmp_path / "grey"
+    for folder in (colour, grey):
+        folder.mkdir()
+    for i in range(2):
+        save_image(grey / f"g{i}.png", np.repeat(skimage.data.camera()[:256, 200 * i:200 * i + 256, None], 3, axis=2))
+    save_image(colour / "c.png", skimage.data.astronaut()[:256, :256])
+    suite = load_suite(write_suite(tmp_path, tasks=["colorize"], items_per_task=6, photos="dirs"))
+    (tmp_path / "mixed-photos").mkdir()
+    for path in (grey / "g0.png", colour / "c.png"):
+        (tmp_path / "mixed-photos" / path.name).write_bytes(path.read_bytes())
+    metrics, stats = evaluate(suite, BaselinePredictor("identity"), tmp_path / "mixed",
+                              photo_dirs=[str(tmp_path / "mixed-photos")], progress=False)
+    assert stats.failed == {} and metrics["tasks"]["colorize"]["n_items"] == 6
+    assert math.isfinite(metrics["tasks"]["colorize"]["metrics"]["psnr"])
+    records = [json.loads(p.read_text()) for p in (tmp_path / "mixed").glob("items/colorize/*/item.json")]
+    assert all(r["origin"]["photo"].endswith("c.png") for r in records)
+    assert any(r["origin"].get("degenerate_redraws", 0) > 0 for r in records)  # a grey photo was drawn first
+    metrics, stats = evaluate(suite, BaselinePredictor("identity"), tmp_path / "grey-only", photo_dirs=[str(grey)],
+                              progress=False)
+    assert len(stats.failed) == 6 and all("DegenerateItemError" in why for why in stats.failed.values())
+    assert metrics["tasks"]["colorize"]["n_items"] == 0 and len(metrics["tasks"]["colorize"]["missing"]) == 6
+
+
 def test_bad_suite_configs_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown task 'denoize'.*denoise"):
         load_suite(write_suite(tmp_path, tasks=["denoize"]))

@@ -10,9 +10,12 @@ import pytest
 
 from pixwizard.data.photo import DETERMINISTIC_TASKS, PHOTO_GENERATORS, PHOTO_TASKS, RESTORATION_TASKS, prepare_photo
 from pixwizard.data.photo.artifacts import bicubic_round_trip
+from pixwizard.data.degenerate import MAX_DRAWS, DegenerateItemError, is_degenerate
+from pixwizard.data.photo import blur
 from pixwizard.data.photo.blur import disk_kernel, motion_kernel
 from pixwizard.data.photo.noise import camera_noise
-from pixwizard.data.photo.registry import INPAINT_TASKS, STYLE_TASKS
+from pixwizard.data.photo.registry import INPAINT_TASKS, STYLE_TASKS, redrawing
+from pixwizard.data.sample import Sample
 
 cv2.setNumThreads(1)
 SIZE = 64
@@ -175,9 +178,9 @@ def test_blur_kernels_are_normalised():
         assert (k > 0).sum() >= 10  # a trajectory, not a dot
     d = disk_kernel(3.0)
     assert d.sum() == pytest.approx(1.0, abs=1e-5) and np.allclose(d, d.T) and np.allclose(d, d[::-1])
-    flat = np.full((32, 32, 3), 90, np.uint8)
+    flat = np.full((32, 32, 3), 90, np.uint8)  # blurring it changes nothing: call the raw generators
     for task in ("deblur_motion", "deblur_defocus", "deblur_gaussian"):
-        assert np.abs(PHOTO_GENERATORS[task](flat, np.random.default_rng(0)).input.astype(int) - 90).max() <= 1
+        assert np.abs(getattr(blur, task)(flat, np.random.default_rng(0)).input.astype(int) - 90).max() <= 1
 
 
 def test_overlays_change_part_of_the_image():
@@ -255,3 +258,76 @@ def test_prepare_photo_crops_aligned_squares():
         prepare_photo(src.astype(np.float32), 64, np.random.default_rng(0))
     with pytest.raises(ValueError):
         prepare_photo(src, 4, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- degenerate triplets (issue 10, item 6a)
+
+
+def _real_crops() -> list[np.ndarray]:
+    import skimage.data
+
+    return [prepare_photo(getattr(skimage.data, name)(), SIZE, np.random.default_rng(i))
+            for i, name in enumerate(("astronaut", "coffee", "chelsea", "rocket"))]
+
+
+@pytest.mark.parametrize("task", PHOTO_TASKS)
+def test_no_generator_returns_its_target_as_input(task):
+    """On real photos every draw changes the picture; on a crop that cannot (flat, white, grey)
+    the generator refuses with DegenerateItemError instead of an input equal to its target."""
+    for k, clean in enumerate([CLEAN, *_real_crops()]):
+        for seed in range(4):
+            s = PHOTO_GENERATORS[task](clean, np.random.default_rng(100 * k + seed))
+            assert not is_degenerate(s.input, s.truth["image"]), (task, k, seed)
+            assert not np.array_equal(s.input, s.truth["image"])
+    grey = np.repeat(CLEAN[..., :1], 3, axis=2)
+    for hard in (np.full((SIZE, SIZE, 3), 255, np.uint8), np.full((SIZE, SIZE, 3), 90, np.uint8), grey):
+        for seed in range(3):
+            try:
+                s = PHOTO_GENERATORS[task](hard, np.random.default_rng(seed))
+            except DegenerateItemError as e:
+                assert task in str(e)
+                continue
+            assert not is_degenerate(s.input, s.truth["image"]), (task, seed)
+
+
+def test_a_degenerate_draw_is_drawn_again_with_the_same_rng():
+    calls = []
+
+    def flaky(clean, rng):
+        calls.append(float(rng.random()))
+        out = clean.copy()
+        if len(calls) >= 3:
+            out[:8] = 255 - out[:8]
+        return Sample("deshadow", out, truth={"image": clean.copy()})
+
+    s = redrawing("deshadow", flaky)(CLEAN, np.random.default_rng(0))
+    assert len(calls) == 3 and len(set(calls)) == 3 and not np.array_equal(s.input, CLEAN)
+    assert calls == list(np.random.default_rng(0).random(3))  # reproducible: one stream, drawn on
+    calls.clear()
+    with pytest.raises(DegenerateItemError, match="colorize"):
+        redrawing("colorize", lambda c, r: Sample("colorize", c, truth={"image": c}))(CLEAN, np.random.default_rng(0))
+    never = redrawing("deshadow", lambda c, r: (calls.append(1), Sample("deshadow", c.copy(), truth={"image": c}))[1])
+    with pytest.raises(DegenerateItemError):
+        never(CLEAN, np.random.default_rng(0))
+    assert len(calls) == MAX_DRAWS  # deterministic tasks get one draw, the others MAX_DRAWS
+
+
+def test_the_data_builder_takes_another_photo_for_a_degenerate_item(tmp_path):
+    import skimage.data
+
+    from pixwizard.data.builder import ItemContext, default_toolkit, make_item
+    from pixwizard.data.recipe import Recipe
+
+    grey = np.repeat(skimage.data.camera()[:160, :160, None], 3, axis=2)
+    paths = []
+    for name, img in (("a_grey.png", grey), ("b_colour.png", skimage.data.astronaut()[:160, :160])):
+        cv2.imwrite(str(tmp_path / name), img[..., ::-1])
+        paths.append(str(tmp_path / name))
+    recipe = Recipe(name="degenerate", tasks={"colorize": 1.0}, size=32, seed=0)
+    ctx = ItemContext(recipe, default_toolkit(), paths, None)
+    items = [make_item(i, "colorize", ctx) for i in range(6)]
+    assert all(it.record["photo"] == paths[1] for it in items)
+    assert any(it.record.get("degenerate_redraws") == 1 for it in items)  # the grey photo came up first
+    assert all(not is_degenerate(it.sample.input, it.target) for it in items)
+    with pytest.raises(DegenerateItemError, match="no source photo"):
+        make_item(0, "colorize", ItemContext(recipe, default_toolkit(), paths[:1], None))

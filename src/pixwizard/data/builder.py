@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import cv2
 import numpy as np
 
+from pixwizard.data.degenerate import DegenerateItemError
 from pixwizard.data.mixture import plan_items, task_counts
 from pixwizard.data.recipe import Recipe
 from pixwizard.data.sample import Sample
@@ -204,6 +205,8 @@ def _photo_sample(backend: TaskBackend, ctx: ItemContext, rng: np.random.Generat
         raise FileNotFoundError(f"task {backend.task!r} needs source photos but the recipe has none "
                                 "(set photo_dirs, or fetch some with `pixwizard data photos DIR`)")
     skipped = []
+    degenerate: DegenerateItemError | None = None  # a crop whose input equals its target: the next photo
+    rejected = 0
     first = int(rng.integers(len(photos)))
     for attempt in range(len(photos)):
         path = photos[(first + attempt) % len(photos)]
@@ -213,7 +216,14 @@ def _photo_sample(backend: TaskBackend, ctx: ItemContext, rng: np.random.Generat
             skipped.append((path, str(e)))
             continue
         clean = ctx.toolkit.prepare_photo(img, ctx.recipe.size, gen_rng)
-        return backend.generate(clean, gen_rng), {"photo": path}, skipped
+        try:
+            sample = backend.generate(clean, gen_rng)
+        except DegenerateItemError as e:
+            degenerate, rejected = e, rejected + 1
+            continue
+        return sample, {"photo": path, **({"degenerate_redraws": rejected} if rejected else {})}, skipped
+    if degenerate is not None:
+        raise DegenerateItemError(f"no source photo gives a usable item, e.g. {degenerate}")
     raise SourceError(f"none of the {len(photos)} source photos could be read")
 
 

@@ -27,6 +27,12 @@ MagicBrush) keeps it. Photo tasks whose phrasings need a ``caption`` take it fro
 caption (built-in photos have one) or the suite's ``default_caption`` (recorded in the item's
 ``origin["caption_source"]``).
 
+Degenerate items (``pixwizard.data.degenerate``: the input equals the target) are never scored: a
+photo item draws another photo and crop from its content stream (at most ``MAX_DRAWS`` times;
+``origin["degenerate_redraws"]`` counts them), and any other generated item whose input equals
+its target fails with the reason (``DegenerateItemError``, recorded in the item's error.json).
+Benchmark items are scored as the dataset gives them.
+
 Metrics: per task the TaskSpec's list unless the suite's ``metrics`` overrides it;
 ``metric_options[task][metric]`` are passed to the metric's accumulator (e.g. ``crop`` for
 super-resolution PSNR, ``model_path`` for CLIP). Every name must be known (``known_metrics()``).
@@ -43,6 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pixwizard.data.degenerate import MAX_DRAWS, DegenerateItemError, is_degenerate
 from pixwizard.data.recipe import TRAIN_WORLD_SEEDS
 from pixwizard.data.sample import Sample
 from pixwizard.tasks.registry import REGISTRY, get_task
@@ -349,6 +356,9 @@ class ItemFactory:
         from pixwizard.tasks.codecs import get_codec
 
         target = get_codec(spec.codec).encode(sample)
+        if self.suite.kind == "generated" and is_degenerate(sample.input, target):
+            raise DegenerateItemError(f"item {ref.key}: the input equals its target ({origin}); the identity "
+                                      "would score it perfectly")
         instruction = sample.meta.get("instruction")
         if not instruction:
             from pixwizard.tasks.instructions import make_instruction
@@ -361,10 +371,19 @@ class ItemFactory:
 
         if not self.photos:
             raise FileNotFoundError(f"task {ref.task!r} needs photos; none were resolved for suite {self.suite.name!r}")
-        photo = self.photos[int(rng.integers(len(self.photos)))]
-        clean = prepare_photo(photo.load(), int(self.suite.size or 0), rng)
-        sample = PHOTO_GENERATORS[ref.task](clean, rng)
+        for draw in range(MAX_DRAWS):  # a crop whose input equals its target: another photo and crop
+            photo = self.photos[int(rng.integers(len(self.photos)))]
+            clean = prepare_photo(photo.load(), int(self.suite.size or 0), rng)
+            try:
+                sample = PHOTO_GENERATORS[ref.task](clean, rng)
+                break
+            except DegenerateItemError as e:
+                if draw == MAX_DRAWS - 1:
+                    raise DegenerateItemError(f"item {ref.key}: {MAX_DRAWS} photo crops gave no usable item, "
+                                              f"e.g. {e}") from None
         origin: dict[str, Any] = {"photo": str(photo.path) if photo.path else f"skimage.data.{photo.name}"}
+        if draw:
+            origin["degenerate_redraws"] = draw
         if "caption" in get_task(ref.task).slots and not sample.slots.get("caption"):
             sample.slots["caption"] = photo.caption or self.suite.default_caption
             origin["caption_source"] = "photo" if photo.caption else "suite default_caption"

@@ -6,15 +6,26 @@ module of each family for the parameter ranges. Typical use (one item of a shard
     rng = np.random.default_rng(seed)
     clean = prepare_photo(load_photo(path), 256, rng)   # one crop; degraded and target align
     sample = PHOTO_GENERATORS["derain"](clean, rng)
+
+No generator returns a degenerate triplet (input equal to its target, ``pixwizard.data.degenerate``:
+a shadow that missed the crop, a grey photo to colourise, a white crop to sketch): a degenerate draw
+is drawn again with the same ``rng`` (new parameters; at most ``MAX_DRAWS`` draws, one for the
+``DETERMINISTIC_TASKS``), then ``DegenerateItemError`` says the crop cannot make this task and the
+caller (data builder, evaluation suites) takes another photo or crop. A first draw that is not
+degenerate is returned as before, so existing items stay byte-identical.
 """
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
+from pixwizard.data.degenerate import MAX_DRAWS, DegenerateItemError, changed_fraction, is_degenerate
 from pixwizard.data.photo import artifacts, blur, edges, masks, noise, style, weather
 from pixwizard.data.photo.common import PhotoGenerator, check_photo
+from pixwizard.data.sample import Sample
 
 RESTORATION_TASKS = ("denoise", "derain", "raindrop_removal", "dehaze", "deblur_motion",
                      "deblur_defocus", "deblur_gaussian", "desnow", "lowlight", "sr_x2", "sr_x4",
@@ -28,7 +39,7 @@ PHOTO_TASKS = RESTORATION_TASKS + DENSE_TASKS + CONTROL_TASKS + STYLE_TASKS + IN
 #: Generators that draw nothing from ``rng``: their output depends on the photo only.
 DETERMINISTIC_TASKS = frozenset({"sr_x2", "sr_x4", "colorize"})
 
-PHOTO_GENERATORS: dict[str, PhotoGenerator] = {
+_GENERATORS: dict[str, PhotoGenerator] = {
     "denoise": noise.denoise,
     "derain": weather.derain,
     "raindrop_removal": weather.raindrop_removal,
@@ -58,6 +69,26 @@ PHOTO_GENERATORS: dict[str, PhotoGenerator] = {
     "inpaint_circle": masks.inpaint_circle,
     "outpaint": masks.outpaint,
 }
+
+
+def redrawing(task: str, fn: PhotoGenerator) -> PhotoGenerator:
+    """``fn`` drawn again while its input equals its target (module doc); DegenerateItemError at last."""
+    draws = 1 if task in DETERMINISTIC_TASKS else MAX_DRAWS
+
+    @functools.wraps(fn)
+    def generate(clean: np.ndarray, rng: np.random.Generator) -> Sample:
+        for _ in range(draws):
+            sample = fn(clean, rng)
+            if not is_degenerate(sample.input, sample.truth["image"]):
+                return sample
+        raise DegenerateItemError(
+            f"{task}: this {clean.shape[1]}x{clean.shape[0]} crop gives an input equal to its target in "
+            f"{draws} draw(s) ({changed_fraction(sample.input, sample.truth['image']):.3%} of the pixels differ)")
+
+    return generate
+
+
+PHOTO_GENERATORS: dict[str, PhotoGenerator] = {task: redrawing(task, fn) for task, fn in _GENERATORS.items()}
 
 
 def prepare_photo(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
