@@ -1,6 +1,7 @@
 """The DiT of DESIGN section 3 on the debug preset: shapes, zero-init, gradients, sampler, sizes."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -123,6 +124,33 @@ def test_sampler_off_and_keep_all(debug_cfg):
     m = PixWizard(cfg)
     assert all(blk.sampler is None for blk in m.dit.layers)
     assert not any("sampler" in n for n, _ in m.named_parameters())
+    # a sampler that keeps at least every token keeps them all (any order), in training and evaluation
+    s = TaskAwareSampler(dim=16, cond_dim=8, keep=50, tau=5.0)
+    tokens, task = torch.randn(2, 12, 16), torch.randn(2, 8)
+    for train in (True, False):
+        sel = s.train(train)(tokens, task, torch.Generator().manual_seed(0))
+        assert sel.index.shape == (2, 12) and all(sorted(row.tolist()) == list(range(12)) for row in sel.index)
+        assert torch.allclose(sel.tokens, tokens.gather(1, sel.index.unsqueeze(-1).expand(-1, -1, 16)), atol=1e-6)
+    # so a model whose sampler keeps every semantic token computes what the same weights do without
+    # a sampler (cross-attention does not depend on the keys' order); the debug keep=8 does not
+    torch.manual_seed(0)
+    keep_all = PixWizard(dataclasses.replace(debug_cfg, model=dataclasses.replace(debug_cfg.model,
+                                                                                  sampler_keep=10_000))).eval()
+    randomize_zero_init(keep_all)
+    state = keep_all.state_dict()
+    m.load_state_dict({k: v for k, v in state.items() if ".sampler." not in k})
+    keep_8 = PixWizard(debug_cfg).eval()
+    keep_8.load_state_dict(state)
+    kept = []
+    hook = keep_all.dit.layers[0].sampler.register_forward_hook(lambda mod, args, out: kept.append(out.index.shape))
+    x, cond, t, text = torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16), torch.tensor([0.3, 0.8]), fake_text(2, debug_cfg)
+    with torch.no_grad():
+        a, off, few = keep_all(x, t, cond, text), m.eval()(x, t, cond, text), keep_8(x, t, cond, text)
+    hook.remove()
+    n_sem = kept[0][1]
+    assert n_sem > debug_cfg.model.sampler_keep  # the semantic encoder gives more tokens than 8
+    assert torch.allclose(a, off, atol=1e-5)
+    assert (few - off).abs().max() > 1e-3
 
 
 def test_mixed_size_batch_matches_single_items(debug_cfg):
@@ -146,9 +174,51 @@ def test_rope_ntk_and_proportional_attention():
     assert ntk_theta(1e4, 32, 64, 64) == 1e4 and ntk_theta(1e4, 32, 256, 64) > 1e4
     f = rope_2d(3, 5, 16)
     assert f.shape == (15, 8) and torch.allclose(f.abs(), torch.ones(15, 8))
-    # rows rotate the first half of the channels, columns the second half
-    assert torch.allclose(f[0], f[4, :].new_ones(8).to(f.dtype)[:8] * f[0]) and not torch.equal(f[0, :4], f[5, :4])
+    # token (0, 0) is not rotated; rows rotate the first half of the channels, columns the second half
+    # (token 4 is (0, 4), token 5 is (1, 0)), by the angle position * 1e4^(-2i / 8)
+    assert torch.allclose(f[0], torch.ones(8, dtype=f.dtype))
     assert torch.equal(f[0, :4], f[4, :4]) and torch.equal(f[0, 4:], f[5, 4:])
+    inv = 1e4 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+    assert torch.allclose(f[5, :4].angle().double(), inv, atol=1e-6)
+    assert torch.allclose(f[4, 4:].angle().double(), torch.remainder(4 * inv + torch.pi, 2 * torch.pi) - torch.pi,
+                          atol=1e-6)
+
+
+def test_proportional_attention_scales_the_self_attention_logits(debug_cfg):
+    """q scale sqrt(log n / log n_train): 1 at the training token count, sharper above, softer below,
+    per item in a mixed-size batch; it multiplies the self-attention logits (a temperature)."""
+    torch.manual_seed(0)
+    m = PixWizard(debug_cfg).eval()
+    randomize_zero_init(m)
+    n_train, p = debug_cfg.model.train_tokens, debug_cfg.model.patch_size  # 16 tokens = a 16x16 image
+    seen = []
+    hook = m.dit.layers[0].attention.register_forward_pre_hook(lambda mod, args: seen.append(args[2]))
+    text = fake_text(1, debug_cfg)
+    with torch.no_grad():
+        for side in (8, 16, 32):
+            m(torch.randn(1, 3, side, side), torch.rand(1), torch.randn(1, 3, side, side), text)
+        sizes = [(32, 32), (8, 16)]
+        m(torch.randn(2, 3, 32, 32), torch.rand(2), torch.randn(2, 3, 32, 32), fake_text(2, debug_cfg),
+          valid_sizes=sizes)
+    hook.remove()
+    expect = [math.sqrt(math.log((side // p) ** 2) / math.log(n_train)) for side in (8, 16, 32)]
+    assert seen[:3] == pytest.approx(expect) and expect[0] < 1 == expect[1] < expect[2]
+    per_item = [math.sqrt(math.log(h * w // p ** 2) / math.log(n_train)) for h, w in sizes]
+    assert seen[3].flatten().tolist() == pytest.approx(per_item)
+    # the scale is a temperature on q.k: the same as multiplying the query norm's output, and the
+    # per-item (tensor) path agrees with the single-size (float) path
+    attn = m.dit.layers[0].attention
+    x = torch.randn(2, 9, debug_cfg.model.dim)
+    freqs = rope_2d(3, 3, debug_cfg.model.dim // debug_cfg.model.heads)
+    with torch.no_grad():
+        sharp = attn(x, freqs, 1.7)
+        per_item = attn(x, freqs, torch.full((2, 1, 1, 1), 1.7))
+        plain = attn(x, freqs, 1.0)
+        attn.q_norm.weight.mul_(1.7)
+        attn.q_norm.bias.mul_(1.7)
+        hot = attn(x, freqs, 1.0)
+    assert torch.allclose(sharp, hot, atol=1e-5) and torch.allclose(sharp, per_item, atol=1e-5)
+    assert (sharp - plain).abs().max() > 1e-3
 
 
 def test_base_2b_on_meta_device_has_about_2b_parameters():
