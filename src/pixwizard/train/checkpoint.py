@@ -10,7 +10,9 @@ One checkpoint is a folder ``<run>/checkpoints/step-<9 digits>/``::
     state.json          step, samples seen, stage, EMA counters, strategy, the TrainConfig
 
 It is written into ``step-<n>.tmp`` and renamed when complete, so a folder without the suffix is
-always whole; the newest ``keep_last`` folders are kept. Every rank calls :func:`save_checkpoint`
+always whole; the newest ``keep_last`` folders (at least two) are kept: a resume whose newest
+checkpoint has a damaged file (a truncated ``optim.pt``, a refused pickle) falls back to the one
+before it. Every rank calls :func:`save_checkpoint`
 (FSDP2 gathers are collectives); rank 0 writes the shared files, each rank its own rank file.
 """
 
@@ -152,7 +154,7 @@ def save_checkpoint(run_dir: str | Path, *, step: int, samples: int, model: nn.M
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        for old in list_checkpoints(run_dir)[:-keep_last]:
+        for old in list_checkpoints(run_dir)[:-max(keep_last, 2)]:  # the previous one is the fallback
             shutil.rmtree(old)
     barrier()
     return final
@@ -165,9 +167,11 @@ def read_state(ckpt: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_weights_into(model: nn.Module, path: str | Path, names: list[str]) -> None:
-    """Load a pixwizard model checkpoint's tensors into ``model`` (plain or FSDP2), strictly by ``names``."""
-    state = load_file(str(path), device="cpu")
+def load_weights_into(model: nn.Module, path: str | Path, names: list[str],
+                      state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a pixwizard model checkpoint's tensors into ``model`` (plain or FSDP2), strictly by
+    ``names`` (``state``: the file's tensors when already read)."""
+    state = load_file(str(path), device="cpu") if state is None else state
     missing = sorted(set(names) - set(state))
     unexpected = sorted(set(state) - set(names))
     if missing or unexpected:
@@ -177,20 +181,46 @@ def load_weights_into(model: nn.Module, path: str | Path, names: list[str]) -> N
         assign_full(own[n], state[n])
 
 
+class CheckpointError(ValueError):
+    """A training checkpoint whose files cannot be read (truncated, damaged, or holding pickled code)."""
+
+
+def _read(path: Path, reader):
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except Exception as e:  # torch/safetensors/pickle raise many types for a damaged or foreign file
+        text = " ".join(str(e).split())
+        if "weights_only" in text or "Unsupported global" in text or "Unpickl" in type(e).__name__:
+            text = "it holds pickled objects other than tensors and was refused (not loaded)"
+        raise CheckpointError(f"{path} cannot be read: {text[:300] or type(e).__name__}") from None
+
+
 def load_checkpoint(ckpt: str | Path, *, model: nn.Module, names: list[str], ema: EMA,
                     optimizer: torch.optim.Optimizer, strategy: str, info: DistInfo) -> tuple[dict, dict]:
-    """Restore model, EMA and optimiser in place; returns (state.json, this rank's rank state)."""
+    """Restore model, EMA and optimiser in place; returns (state.json, this rank's rank state).
+
+    Every file is read before anything is changed: a checkpoint with a truncated or refused file
+    raises :class:`CheckpointError` and leaves the model and optimiser as they were (the caller can
+    fall back to the previous checkpoint)."""
     ckpt = Path(ckpt)
-    state = read_state(ckpt)
+    state = _read(ckpt, read_state)
     if state["world_size"] != info.world_size or state["strategy"] != strategy:
         raise ValueError(f"{ckpt} was written by {state['world_size']} process(es) with {state['strategy']!r}; "
                          f"resume with the same launch ({info.world_size} with {strategy!r} now)")
-    load_weights_into(model, ckpt / "model.safetensors", names)
-    ema_file = load_file(str(ckpt / "ema.safetensors"), device="cpu")
+    weights = _read(ckpt / "model.safetensors", lambda p: load_file(str(p), device="cpu"))
+    ema_file = _read(ckpt / "ema.safetensors", lambda p: load_file(str(p), device="cpu"))
+    optim = _read(ckpt / "optim.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    rank_file = ckpt / f"rank-{info.rank:05d}.pt"
+    rank_state = _read(rank_file, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    lacking = sorted((set(names) - set(weights)) | (set(ema.names) - set(ema_file)))
+    if lacking:
+        raise CheckpointError(f"{ckpt} lacks tensors: {lacking[:5]}")
+    load_weights_into(model, ckpt / "model.safetensors", names, state=weights)
     ema.updates = int(state["ema"]["updates"])
     for n in ema.names:
         assign_full(ema.shadow[n], ema_file[n])
-    optim = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=True)
     if strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -198,8 +228,6 @@ def load_checkpoint(ckpt: str | Path, *, model: nn.Module, names: list[str], ema
                                  options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(optim)
-    rank_file = ckpt / f"rank-{info.rank:05d}.pt"
-    rank_state = torch.load(rank_file, map_location="cpu", weights_only=True)
     return state, rank_state
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,13 +215,25 @@ class Trainer:
                              f"(use the same --preset and options)")
         if latest is None:
             return None  # killed before its first checkpoint: start over
-        state, rank_state = ckpt_io.load_checkpoint(latest, model=self.raw, names=self.names, ema=self.ema,
-                                                    optimizer=self.optimizer, strategy=self.strategy,
-                                                    info=self.info)
+        state, rank_state = self._load_newest_readable()
         self.step, self.samples = int(state["step"]), int(state["samples"])
         ckpt_io.set_rng_state(rank_state["rng"], self.generators)
         self.logger.truncate_after(self.step)
         return rank_state
+
+    def _load_newest_readable(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The newest checkpoint whose files all read; a damaged one (truncated optimiser file,
+        refused pickle) is reported on one line and the previous one is used."""
+        problems = []
+        for ckpt in reversed(ckpt_io.list_checkpoints(self.out)):
+            try:
+                return ckpt_io.load_checkpoint(ckpt, model=self.raw, names=self.names, ema=self.ema,
+                                               optimizer=self.optimizer, strategy=self.strategy, info=self.info)
+            except ckpt_io.CheckpointError as e:
+                problems.append(str(e))
+                if self.info.is_main:
+                    print(f"warning: skipping checkpoint {ckpt.name}: {e}", file=sys.stderr, flush=True)
+        raise ValueError(f"cannot resume {self.out}: no readable checkpoint ({problems[0]})")
 
     def _open_stage(self, index: int, local: int, saved: dict[str, Any] | None) -> None:
         if isinstance(self.stream, Prefetcher):
