@@ -361,11 +361,12 @@ def test_contact_sheets_and_cli_show(tmp_path, photos):
 
 def test_integration_real_generators(tmp_path, photos):
     """A tiny real recipe (photo + world tasks at 64 px) through the CLI, then read back."""
-    pytest.importorskip("pixwizard.data.photo.registry")
-    pytest.importorskip("pixwizard.data.world.generators")
-    pytest.importorskip("pixwizard.data.photos")
+    # imported plainly: a broken import of the project's own generators must fail this test, not skip it
+    import pixwizard.data.photo.registry  # noqa: F401
+    import pixwizard.data.photos  # noqa: F401
+    import pixwizard.data.world.generators  # noqa: F401
+    import pixwizard.tasks.instructions  # noqa: F401
     from pixwizard.cli import main
-    pytest.importorskip("pixwizard.tasks.instructions")
 
     big = tmp_path / "big"
     big.mkdir()
