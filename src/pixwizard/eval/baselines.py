@@ -36,6 +36,16 @@ Assumptions (stated once, here):
 - ``lowpass``: Gaussian blur sigma 1.5 (demoire).
 - ``telea``: inpainting; the hole = pure black (0,0,0) or pure white (255,255,255) pixels, opened by
   a 3x3 square so isolated clipped pixels stay, filled by ``cv2.inpaint`` (Telea, radius 5).
+- targets that OpenCV computes (``pixwizard.data.photo.edges`` / ``.style``): the generator's own
+  operator with every drawn parameter at the middle of its range (a baseline cannot see the
+  item's draw): ``canny_op`` (Canny, pre-blur 1.0 px, high = the 91st percentile of the L1
+  gradient, low = high / 2.5), ``sketch_op`` (colour dodge, blur 3.25 px, power 2.25),
+  ``pencil`` (cv2.pencilSketch sigma_s 50, sigma_r 0.085, shade 0.04, the grey result),
+  ``watercolor`` (washes sigma_s 45, stylization sigma_s 60, sigma_r 0.5), ``kuwahara`` (radius 4,
+  saturation x1.25), ``cartoon`` (2 bilateral passes sigma_color 100 / sigma_space 7.5, 7 levels,
+  outline block 9, C 4). Tasks with no classical operator for their target (controllable
+  generation, colourisation, world tasks, text-to-image) have only ``identity``: "no classical
+  baseline".
 """
 
 from __future__ import annotations
@@ -208,6 +218,54 @@ def lowpass(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.nda
     return cv2.GaussianBlur(_check(image), (0, 0), 1.5)
 
 
+def _mid(lo_hi: tuple[float, float]) -> float:
+    return (lo_hi[0] + lo_hi[1]) / 2.0
+
+
+def canny_op(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import edges
+
+    return edges.canny_edges(_check(image), _mid(edges.CANNY_BLUR), _mid(edges.CANNY_PERCENTILE),
+                             _mid(edges.CANNY_RATIO))[0]
+
+
+def sketch_op(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import edges
+
+    return edges.sketch_lines(_check(image), _mid(edges.SKETCH_BLUR), _mid(edges.SKETCH_POWER))
+
+
+def pencil(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import style
+
+    return style.pencil(_check(image), {"sigma_s": _mid(style.PENCIL_SIGMA_S), "sigma_r": _mid(style.PENCIL_SIGMA_R),
+                                        "shade": _mid(style.PENCIL_SHADE), "colour": False})
+
+
+def watercolor(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import style
+
+    return style.watercolor(_check(image), {"pre_sigma_s": _mid(style.WATERCOLOR_PRE_SIGMA_S),
+                                            "sigma_s": _mid(style.WATERCOLOR_SIGMA_S),
+                                            "sigma_r": _mid(style.WATERCOLOR_SIGMA_R)})
+
+
+def kuwahara(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import style
+
+    return style.oil(_check(image), {"radius": round(_mid(style.OIL_RADIUS)), "saturation": _mid(style.OIL_SATURATION)})
+
+
+def cartoon(image: np.ndarray, task_id: str, slots: Mapping[str, str]) -> np.ndarray:
+    from pixwizard.data.photo import style
+
+    half_block = round(_mid((style.CARTOON_BLOCK[0] // 2, style.CARTOON_BLOCK[1] // 2)))
+    return style.cartoon(_check(image), {
+        "passes": round(_mid(style.CARTOON_PASSES)), "sigma_color": _mid(style.CARTOON_SIGMA_COLOR),
+        "sigma_space": _mid(style.CARTOON_SIGMA_SPACE), "levels": round(_mid(style.CARTOON_LEVELS)),
+        "block": 2 * half_block + 1, "c": _mid(style.CARTOON_C)})
+
+
 def fill_mask(image: np.ndarray) -> np.ndarray:
     """HxW uint8 {0,255}: pure black or pure white pixels, opened by a 3x3 square."""
     img = _check(image)
@@ -230,15 +288,18 @@ BASELINES: dict[str, BaselineFn] = {
     "dark_channel": dehaze_dcp, "auto_gamma": auto_gamma, "clahe": clahe,
     "median3": median3, "median5": median5, "bilateral": bilateral, "retinex": retinex,
     "watermark_inpaint": watermark_inpaint, "lowpass": lowpass, "telea": telea,
+    "canny_op": canny_op, "sketch_op": sketch_op, "pencil": pencil, "watercolor": watercolor,
+    "kuwahara": kuwahara, "cartoon": cartoon,
 }
 if importlib.util.find_spec("bm3d") is not None:
     BASELINES["bm3d"] = bm3d_denoise
 
+# No classical operator computes these targets: the identity is the only baseline.
 _IDENTITY_ONLY = (
-    "colorize", "refseg_overlay", "refseg_mask", "refbox", "depth", "normals", "semseg", "canny",
-    "sketch", "canny_to_image", "sketch_to_image", "depth_to_image", "normal_to_image",
+    "colorize", "refseg_overlay", "refseg_mask", "refbox", "depth", "normals", "semseg",
+    "canny_to_image", "sketch_to_image", "depth_to_image", "normal_to_image",
     "seg_to_image", "edit_remove", "edit_add", "edit_replace", "edit_recolor", "edit_move",
-    "edit_background", "style_sketch", "style_watercolor", "style_oil", "style_cartoon", "t2i",
+    "edit_background", "t2i",
 )
 
 # Applicable baselines per canonical task id, headline first; "identity" is always applicable.
@@ -259,6 +320,12 @@ TASK_BASELINES: dict[str, tuple[str, ...]] = {
     "watermark_removal": ("watermark_inpaint",),
     "demoire": ("lowpass",),
     **{t: ("telea",) for t in ("inpaint_freeform", "inpaint_box", "inpaint_circle", "outpaint")},
+    "canny": ("canny_op",),
+    "sketch": ("sketch_op",),
+    "style_sketch": ("pencil",),
+    "style_watercolor": ("watercolor",),
+    "style_oil": ("kuwahara",),
+    "style_cartoon": ("cartoon",),
     **{t: () for t in _IDENTITY_ONLY},
 }
 
@@ -268,6 +335,11 @@ def baselines_for(task_id: str) -> tuple[str, ...]:
     if task_id not in TASK_BASELINES:
         raise ValueError(f"unknown task id {task_id!r}; known: {', '.join(TASK_BASELINES)}")
     return tuple(n for n in TASK_BASELINES[task_id] if n in BASELINES) + ("identity",)
+
+
+def has_classical_baseline(task_id: str) -> bool:
+    """False where only the identity applies (the model card says "no classical baseline" there)."""
+    return baseline_for(task_id) != "identity"
 
 
 def baseline_for(task_id: str) -> str:

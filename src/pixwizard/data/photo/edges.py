@@ -32,26 +32,36 @@ SKETCH_POWER = (1.5, 3.0)
 EdgeMap = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, dict[str, Any]]]
 
 
-def canny_map(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """HxWx3 uint8 Canny edge map (255 on edges, 0 elsewhere) and its drawn parameters."""
-    blur, q, ratio = uniform(rng, CANNY_BLUR), uniform(rng, CANNY_PERCENTILE), uniform(rng, CANNY_RATIO)
+def canny_edges(img: np.ndarray, blur: float, percentile: float, ratio: float) -> tuple[np.ndarray, float, float]:
+    """HxWx3 uint8 Canny edge map (255 on edges, 0 elsewhere) at the given parameters, and (low, high)."""
     grey = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (0, 0), blur)
     gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     magnitude = np.abs(gx) + np.abs(gy)  # the L1 magnitude cv2.Canny thresholds
-    high = max(float(np.percentile(magnitude, q)), CANNY_MIN_HIGH)
+    high = max(float(np.percentile(magnitude, percentile)), CANNY_MIN_HIGH)
     low = high / ratio
-    edges = cv2.Canny(grey, low, high)
-    return cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB), {"blur": blur, "percentile": q, "low": low, "high": high}
+    return cv2.cvtColor(cv2.Canny(grey, low, high), cv2.COLOR_GRAY2RGB), low, high
+
+
+def canny_map(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """HxWx3 uint8 Canny edge map (255 on edges, 0 elsewhere) and its drawn parameters."""
+    blur, q, ratio = uniform(rng, CANNY_BLUR), uniform(rng, CANNY_PERCENTILE), uniform(rng, CANNY_RATIO)
+    edges, low, high = canny_edges(img, blur, q, ratio)
+    return edges, {"blur": blur, "percentile": q, "low": low, "high": high}
+
+
+def sketch_lines(img: np.ndarray, blur: float, power: float) -> np.ndarray:
+    """HxWx3 uint8 pencil line art (dark lines on white) at the given parameters."""
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    inv_blur = cv2.GaussianBlur(255 - grey, (0, 0), blur)
+    dodge = cv2.divide(grey, 255 - inv_blur, scale=256)  # colour dodge, saturates at 255
+    lut = (255.0 * (np.arange(256) / 255.0) ** power + 0.5).astype(np.uint8)
+    return cv2.cvtColor(cv2.LUT(dodge, lut), cv2.COLOR_GRAY2RGB)
 
 
 def sketch_map(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """HxWx3 uint8 pencil line art (dark lines on white) and its drawn parameters."""
     blur, power = uniform(rng, SKETCH_BLUR), uniform(rng, SKETCH_POWER)
-    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    inv_blur = cv2.GaussianBlur(255 - grey, (0, 0), blur)
-    dodge = cv2.divide(grey, 255 - inv_blur, scale=256)  # colour dodge, saturates at 255
-    lut = (255.0 * (np.arange(256) / 255.0) ** power + 0.5).astype(np.uint8)
-    return cv2.cvtColor(cv2.LUT(dodge, lut), cv2.COLOR_GRAY2RGB), {"blur": blur, "power": power}
+    return sketch_lines(img, blur, power), {"blur": blur, "power": power}
 
 
 def _map_sample(task: str, clean: np.ndarray, make: EdgeMap, rng: np.random.Generator,

@@ -65,15 +65,49 @@ def kuwahara(img: np.ndarray, radius: int) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+# The operators at given parameters (the generators draw them; the classical baselines use mid-range values).
+
+
+def pencil(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """cv2.pencilSketch at ``sigma_s``, ``sigma_r``, ``shade``; the colour result if ``colour``, else grey."""
+    grey, colour = cv2.pencilSketch(img[..., ::-1].copy(), sigma_s=p["sigma_s"], sigma_r=p["sigma_r"],
+                                    shade_factor=p["shade"])
+    return colour[..., ::-1].copy() if p["colour"] else cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+
+
+def watercolor(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Recursive edge-preserving washes (``pre_sigma_s``), 5x5 median, cv2.stylization (``sigma_s``, ``sigma_r``)."""
+    washes = cv2.edgePreservingFilter(img[..., ::-1].copy(), flags=cv2.RECURS_FILTER,
+                                      sigma_s=p["pre_sigma_s"], sigma_r=0.4)
+    return cv2.stylization(cv2.medianBlur(washes, 5), sigma_s=p["sigma_s"], sigma_r=p["sigma_r"])[..., ::-1].copy()
+
+
+def oil(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Kuwahara filter of ``radius``, saturation times ``saturation``."""
+    hsv = cv2.cvtColor(kuwahara(img, p["radius"]), cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * p["saturation"] + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def cartoon(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """``passes`` bilateral passes, ``levels`` posterisation, adaptive-threshold outlines (``block``, ``c``)."""
+    smooth = img
+    for _ in range(p["passes"]):
+        smooth = cv2.bilateralFilter(smooth, 9, p["sigma_color"], p["sigma_space"])
+    step = 256.0 / p["levels"]
+    poster = to_uint8((np.floor(smooth.astype(np.float32) / step) + 0.5) * step / 255.0)
+    grey = cv2.medianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), 5)
+    lines = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
+                                  p["block"], p["c"])
+    return np.where(lines[..., None] > 0, poster, 0).astype(np.uint8)
+
+
 @photo_task
 def style_sketch(clean: np.ndarray, rng: np.random.Generator) -> Sample:
     """Pencil drawing of the photo (grey or coloured pencil)."""
     p = {"sigma_s": uniform(rng, PENCIL_SIGMA_S), "sigma_r": uniform(rng, PENCIL_SIGMA_R),
          "shade": uniform(rng, PENCIL_SHADE), "colour": bool(rng.random() < 0.5)}
-    grey, colour = cv2.pencilSketch(clean[..., ::-1].copy(), sigma_s=p["sigma_s"], sigma_r=p["sigma_r"],
-                                    shade_factor=p["shade"])
-    out = colour[..., ::-1].copy() if p["colour"] else cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-    return _style_sample("style_sketch", "sketch", clean, out, p)
+    return _style_sample("style_sketch", "sketch", clean, pencil(clean, p), p)
 
 
 @photo_task
@@ -81,19 +115,14 @@ def style_watercolor(clean: np.ndarray, rng: np.random.Generator) -> Sample:
     """Watercolour-like rendering via OpenCV's stylization filter."""
     p = {"pre_sigma_s": uniform(rng, WATERCOLOR_PRE_SIGMA_S), "sigma_s": uniform(rng, WATERCOLOR_SIGMA_S),
          "sigma_r": uniform(rng, WATERCOLOR_SIGMA_R)}
-    washes = cv2.edgePreservingFilter(clean[..., ::-1].copy(), flags=cv2.RECURS_FILTER,
-                                      sigma_s=p["pre_sigma_s"], sigma_r=0.4)
-    out = cv2.stylization(cv2.medianBlur(washes, 5), sigma_s=p["sigma_s"], sigma_r=p["sigma_r"])[..., ::-1]
-    return _style_sample("style_watercolor", "watercolor", clean, out.copy(), p)
+    return _style_sample("style_watercolor", "watercolor", clean, watercolor(clean, p), p)
 
 
 @photo_task
 def style_oil(clean: np.ndarray, rng: np.random.Generator) -> Sample:
     """Oil-painting look: Kuwahara filter plus a saturation boost."""
     p = {"radius": integer(rng, OIL_RADIUS), "saturation": uniform(rng, OIL_SATURATION)}
-    hsv = cv2.cvtColor(kuwahara(clean, p["radius"]), cv2.COLOR_RGB2HSV)
-    hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * p["saturation"] + 0.5, 0, 255).astype(np.uint8)
-    return _style_sample("style_oil", "oil painting", clean, cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), p)
+    return _style_sample("style_oil", "oil painting", clean, oil(clean, p), p)
 
 
 @photo_task
@@ -103,13 +132,4 @@ def style_cartoon(clean: np.ndarray, rng: np.random.Generator) -> Sample:
          "sigma_space": uniform(rng, CARTOON_SIGMA_SPACE), "levels": integer(rng, CARTOON_LEVELS),
          "block": 2 * integer(rng, (CARTOON_BLOCK[0] // 2, CARTOON_BLOCK[1] // 2)) + 1,
          "c": uniform(rng, CARTOON_C)}
-    smooth = clean
-    for _ in range(p["passes"]):
-        smooth = cv2.bilateralFilter(smooth, 9, p["sigma_color"], p["sigma_space"])
-    step = 256.0 / p["levels"]
-    poster = to_uint8((np.floor(smooth.astype(np.float32) / step) + 0.5) * step / 255.0)
-    grey = cv2.medianBlur(cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY), 5)
-    lines = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
-                                  p["block"], p["c"])
-    out = np.where(lines[..., None] > 0, poster, 0).astype(np.uint8)
-    return _style_sample("style_cartoon", "cartoon", clean, out, p)
+    return _style_sample("style_cartoon", "cartoon", clean, cartoon(clean, p), p)
