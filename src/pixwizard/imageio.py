@@ -288,6 +288,27 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) ->
     return path
 
 
+def remove_dead_writers_temps(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that :func:`_atomic_write` left when its process was killed
+    (``.NAME.PID.HEX.tmp`` whose PID no longer runs); a live writer's file is kept."""
+    removed = []
+    pattern = "**/.*.tmp" if recursive else ".*.tmp"
+    for p in sorted(Path(folder).glob(pattern)):
+        parts = p.name.rsplit(".", 3)  # [".NAME", PID, HEX, "tmp"]
+        if len(parts) != 4 or not parts[1].isdigit() or not p.is_file():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # the writer still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's live process
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
 def save_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Save a ``uint8`` image (``HxW`` grey, ``HxWx3`` RGB or ``HxWx4`` RGBA) atomically.
 

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -59,6 +57,7 @@ from pixwizard.eval.metrics import METRICS, MeanOf, MetricSpec, MetricUnavailabl
 from pixwizard.eval.metrics.blockiness import DEFAULT_BLOCK, blockiness as grid_blockiness
 from pixwizard.eval.metrics import colour_position_accuracy  # noqa: F401  (re-exported)
 from pixwizard.eval.suites import EvalItem, ItemFactory, ItemRef, SuiteConfig, item_refs, open_benchmark, resolve_photos
+from pixwizard.imageio import remove_dead_writers_temps
 from pixwizard.tasks.codecs import Decoded, SEMSEG_PALETTE, get_codec
 from pixwizard.tasks.registry import get_task
 
@@ -317,15 +316,11 @@ def make_predictor(model: str, *, device: str | None = None, steps: int | None =
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Through a temporary file named with this process id, so that a rerun after ``kill -9``
+    removes it (``remove_dead_writers_temps``)."""
+    from pixwizard.imageio import _atomic_write
+
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -437,6 +432,11 @@ def check_run_dir(run_dir: Path, suite: SuiteConfig, predictor: Predictor) -> No
     write_json(path, record)
 
 
+def corrupt_item_reason(folder: Path, e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return f"corrupt cached item, skipped ({type(e).__name__}: {text}); delete {folder} to make it again"
+
+
 def predict_run(suite: SuiteConfig, predictor: Predictor, run_dir: Path, refs: list[ItemRef],
                 factory: ItemFactory, progress: bool = True) -> PredictStats:
     """Phase 1: generate missing items, predict missing outputs (see the module doc)."""
@@ -460,8 +460,12 @@ def predict_run(suite: SuiteConfig, predictor: Predictor, run_dir: Path, refs: l
         if (folder / OUTPUT_PNG).is_file():
             stats.reused += 1
             continue
-        record = json.loads((folder / ITEM_JSON).read_text())
-        image = read_png(folder / INPUT_PNG)
+        try:
+            record = json.loads((folder / ITEM_JSON).read_text())
+            image = read_png(folder / INPUT_PNG)
+        except ITEM_ERRORS as e:  # json's errors are ValueErrors; a damaged cache: skip and count
+            stats.failed[ref.key] = corrupt_item_reason(folder, e)
+            continue
         t0 = time.perf_counter()
         out = predictor(image, record["instruction"], ref.task, record["slots"], int(record["seed"]))
         stats.predict_seconds += time.perf_counter() - t0
@@ -524,7 +528,11 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
             err = folder / ERROR_JSON
             score.missing[ref.key] = json.loads(err.read_text())["error"] if err.is_file() else "not predicted yet"
             continue
-        view = load_view(folder)
+        try:
+            view = load_view(folder)
+        except ITEM_ERRORS + (KeyError,) as e:
+            score.missing[ref.key] = corrupt_item_reason(folder, e)
+            continue
         score.n_items += 1
         item_scores: dict[str, Any] = {}
         for metric in score.metrics:
@@ -576,5 +584,7 @@ def evaluate(suite: SuiteConfig, predictor: Predictor, run_dir: Path, *, limit: 
              progress: bool = True) -> tuple[dict[str, Any], PredictStats]:
     """Both phases: predict (resumable) then score; returns (metrics.json content, phase-1 stats)."""
     refs, factory = prepare_run(suite, limit=limit, photo_dirs=photo_dirs, data_root=data_root)
+    if run_dir.is_dir():  # temporary files of a killed run (a live writer's are kept)
+        remove_dead_writers_temps(run_dir)
     stats = predict_run(suite, predictor, run_dir, refs, factory, progress=progress)
     return score_run(suite, run_dir, refs), stats

@@ -133,7 +133,9 @@ def make_grid(run_dir: Path, metrics: dict[str, Any], per_task: int = 2, cell: i
     scores = _load(scores_path) if scores_path.is_file() else {}
     rows = []
     for task, r in metrics["tasks"].items():
-        folders = sorted(p for p in (run_dir / "items" / task).glob("*") if (p / OUTPUT_PNG).is_file())
+        skipped = r.get("missing", {})  # not scored: not predicted, or a corrupt cached item
+        folders = sorted(p for p in (run_dir / "items" / task).glob("*")
+                         if (p / OUTPUT_PNG).is_file() and f"{task}/{p.name}" not in skipped)
         headline = r["metric_order"][0]
         for folder in folders[:per_task]:
             key = f"{task}/{folder.name}"
