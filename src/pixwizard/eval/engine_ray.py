@@ -95,7 +95,7 @@ def evaluate_ray(suite: SuiteConfig, model: str, predictor: Any, run_dir: Path, 
                     tuple(photo_dirs) if photo_dirs else None, str(data_root) if data_root is not None else None,
                     os.getcwd())
     with ray_runtime(address) as ray:
-        shared_paths = [run_dir, *(photo_dirs or suite.photo_dirs or ()), data_root]
+        shared_paths = [run_dir, *(photo_dirs or suite.photo_dirs or ()), suite.textures, data_root]
         if Path(model).is_file():
             shared_paths.append(model)
         check_paths_on_every_node(ray, shared_paths)
