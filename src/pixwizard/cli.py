@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 from pixwizard import __version__, commands
@@ -18,12 +19,43 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2, no traceback."""
 
 
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_INLINE = re.compile(r"`([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """Help text as a terminal shows it: ``literal`` -> literal, `name` -> 'name' (the command
+    modules' docstrings double as descriptions and are written in reStructuredText)."""
+    return _RST_INLINE.sub(r"'\1'", _RST_LITERAL.sub(r"\1", text))
+
+
+class _PlainFormatter(argparse.HelpFormatter):
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain_text(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return plain_text(super()._expand_help(action))
+
+
+class _PlainRawFormatter(argparse.RawDescriptionHelpFormatter, _PlainFormatter):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)parser prints its help without reStructuredText markup."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raw = kwargs.get("formatter_class") is argparse.RawDescriptionHelpFormatter
+        kwargs["formatter_class"] = _PlainRawFormatter if raw else _PlainFormatter
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pixwizard", description="PixWizard: one image, one free-form instruction, one image back "
                                       "(restoration, grounding, dense prediction, editing, generation).")
     parser.add_argument("--version", action="version", version=f"pixwizard {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"pixwizard.commands.{info.name}")
         module.register(sub)

@@ -67,6 +67,16 @@ def decode_output(task: str, output: np.ndarray, image: np.ndarray, instruction:
     return codec.decode(output, image, {"colour": colour} if colour else {}), None
 
 
+def with_installed_docs(notice: str | None) -> str | None:
+    """A checkpoint notice naming a document of the source tree (``MODEL_CARD.md``) names the copy
+    installed with the package instead, which exists wherever pixwizard is installed."""
+    if notice and "MODEL_CARD.md" in notice:
+        installed = Path(__file__).parent / "MODEL_CARD.md"
+        if installed.is_file():
+            return notice.replace("MODEL_CARD.md", str(installed))
+    return notice
+
+
 def to_model_tensor(img: np.ndarray, device) -> torch.Tensor:
     """HxWx3 uint8 -> [1, 3, H, W] float in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
@@ -125,7 +135,7 @@ class PixWizardPipeline:
         if path.is_file() or checkpoint is not None:
             model, info = load_model(path, device=dev)
             untrained = info.trained_samples == 0
-            notice = info.extra.get("notice")
+            notice = with_installed_docs(info.extra.get("notice"))
             from pixwizard.finetune.tasks import register_from_metadata
 
             register_from_metadata(info.extra)  # a fully fine-tuned model's new task (pixwizard finetune)

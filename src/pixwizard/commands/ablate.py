@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--stage2-data", help="weighted dataset directory, text-to-image 1:1 (stage 2)")
     p.add_argument("--out", required=True, help="ablation folder (runs, evaluations, results.json, ablations.md)")
     p.add_argument("--budget", type=int, default=400, help="optimiser steps per variant (default 400)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="global batch per optimiser step (default 16)")
     p.add_argument("--resolution", type=int, default=64, help="training crop side in pixels (default 64)")
     p.add_argument("--model", default="tiny", help="model preset the variants change (default tiny)")
     p.add_argument("--seeds", default="0,1", help="seeds of the full model, comma-separated (default 0,1)")

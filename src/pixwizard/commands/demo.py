@@ -11,7 +11,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped pixwizard-tiny)")
     p.add_argument("--size", type=int, default=128, help="example image size in pixels (default 128)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.set_defaults(func=main)
 
 

@@ -23,11 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch per optimiser step")
     parser.add_argument("--micro-batch", type=int, default=None, help="per-process micro-batch (accumulation)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
-    parser.add_argument("--parallel", choices=("auto", "none", "ddp", "fsdp"), default=None)
-    parser.add_argument("--checkpoint-every", type=int, default=None)
-    parser.add_argument("--ema-decay", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                        help="auto = bf16 only where the hardware runs it natively (default: the preset's)")
+    parser.add_argument("--parallel", choices=("auto", "none", "ddp", "fsdp"), default=None,
+                        help="auto = DDP when launched on several processes (default: the preset's)")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="optimiser steps between checkpoints (default: the preset's)")
+    parser.add_argument("--ema-decay", type=float, default=None, help="EMA decay in [0, 1) (default: the preset's)")
     parser.add_argument("--any-mixture", action="store_true",
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
     parser.add_argument("--model-overrides", default=None, metavar="JSON",
