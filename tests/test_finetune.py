@@ -296,13 +296,17 @@ def test_cli_check_train_report_and_run_with_the_adapter(tmp_path, base, capsys)
     assert main(args) == 2
     assert "sizes differ" in capsys.readouterr().err
     assert main(["finetune", str(d), "--check-only"]) == 2
-    assert main(args + ["--skip-bad"]) == 0
+    assert main(args + ["--skip-bad", "--curve", "--checkpoint-every", "1"]) == 0
     out = capsys.readouterr().out
     assert "4 training pair(s), 2 held out" in out and "| fine-tuned |" in out
     run = tmp_path / "run"
     assert (run / "invert_tint.safetensors").is_file() and (run / "before_after.png").is_file()
     report = json.loads((run / "report.json").read_text())
     assert set(report["heldout"]["means"]) == {"input", "before", "after"}
+    curve = report["curve"]  # the kept checkpoints (keep_last 2); the last one is the exported adapter
+    assert [r["step"] for r in curve] == [2, 3] and curve[1]["cpu_s"] > 0
+    assert curve[1]["psnr"] == pytest.approx(report["heldout"]["means"]["after"]["psnr"])
+    assert "Learning curve" in (run / "report.md").read_text()
     registry.REGISTRY.pop("invert_tint", None)
     registry.CUSTOM_PHRASINGS.pop("invert_tint", None)
     img = tmp_path / "in.png"

@@ -48,6 +48,8 @@ def register(sub) -> None:
     p.add_argument("--quick-limit", type=int, default=1,
                    help="quick-suite items per old task for the forgetting check (0 = skip; default 1)")
     p.add_argument("--no-eval", action="store_true", help="train only; no before/after report")
+    p.add_argument("--curve", action="store_true",
+                   help="LoRA: also score the held-out pairs at every kept checkpoint (the learning curve)")
     p.set_defaults(func=main)
 
 
@@ -114,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def evaluate_run(cfg, base: Path, output: Path, held, instructions, args, summary) -> Path:
-    from pixwizard.finetune.evaluate import score_forgetting, score_heldout
+    from pixwizard.finetune.evaluate import score_checkpoints, score_forgetting, score_heldout
     from pixwizard.finetune.report import write_report
     from pixwizard.finetune.tasks import is_custom
     from pixwizard.pipeline import PixWizardPipeline
@@ -147,7 +149,10 @@ def evaluate_run(cfg, base: Path, output: Path, held, instructions, args, summar
         custom = {t for t in task_ids() if is_custom(t)}
         forgetting = score_forgetting(pipe, name, out / "eval", limit=args.quick_limit, custom=custom,
                                       steps=args.eval_steps, base_pipe=base_pipe)
+    curve = None
+    if args.curve and name is not None:
+        curve = score_checkpoints(pipe, name, out, held, cfg.task.name, texts, steps=args.eval_steps, seed=cfg.seed)
     summary = {**summary, "evaluation time": f"{time.perf_counter() - t0:.0f} s wall"}
-    return write_report(out, summary, held_scores, forgetting)
+    return write_report(out, summary, held_scores, forgetting, curve)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pixwizard.eval.metrics.image import psnr, ssim
 from pixwizard.finetune.pairs import Pair
@@ -68,7 +69,8 @@ def _finite_mean(values: list[float]) -> float:
 
 
 def score_heldout(pipe, pairs: list[Pair], task: str, adapter: str | None, instructions: tuple[str, ...], *,
-                  steps: int | None = None, seed: int = 0, size: int | None = None) -> HeldoutScores:
+                  steps: int | None = None, seed: int = 0, size: int | None = None,
+                  before: bool = True) -> HeldoutScores:
     """Score ``pairs`` with the input as baseline, the base model, and the model with ``adapter``
     applied (``adapter`` None: ``pipe`` already is the fine-tuned model and 'before' is skipped)."""
     if not pairs:
@@ -81,7 +83,7 @@ def score_heldout(pipe, pairs: list[Pair], task: str, adapter: str | None, instr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for row, name in ((BEFORE, None), (AFTER, adapter)):
-                if adapter is None and row == BEFORE:
+                if (adapter is None or not before) and row == BEFORE:
                     continue
                 if adapter is not None:
                     pipe.set_adapter(name)
@@ -137,3 +139,41 @@ def score_forgetting(pipe, adapter: str | None, run_root: str | Path, *, limit: 
         out.tasks[task] = {"domain": r["domain"], "metric": headline, "before": r["metrics"].get(headline),
                            "after": after, "higher_is_better": r["higher_is_better"][headline]}
     return out
+
+
+def score_checkpoints(pipe, adapter: str, run_dir: str | Path, pairs: list[Pair], task: str,
+                      instructions: tuple[str, ...], *, steps: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Held-out scores of the adapter at every kept checkpoint of a LoRA run (the learning curve):
+    rows of step, samples, training CPU seconds at that step (from metrics.jsonl) and the means."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from pixwizard.train.checkpoint import list_checkpoints, read_state
+
+    run_dir = Path(run_dir)
+    cpu = {}
+    if (run_dir / "metrics.jsonl").is_file():
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            cpu[r["step"]] = r.get("cpu_s")
+    params = dict(pipe.model.named_parameters())
+    final = {n: p.detach().clone() for n, p in params.items() if f".{adapter}." in n}
+    rows = []
+    try:
+        for ckpt in list_checkpoints(run_dir):
+            state = load_file(str(ckpt / "model.safetensors"))
+            if set(state) != set(final):
+                raise ValueError(f"{ckpt} does not hold adapter {adapter!r}'s tensors (a LoRA run's checkpoint)")
+            with torch.no_grad():
+                for n, t in state.items():
+                    params[n].copy_(t)
+            s = score_heldout(pipe, pairs, task, adapter, instructions, steps=steps, seed=seed, before=False)
+            info = read_state(ckpt)
+            rows.append({"step": info["step"], "samples": info["samples"], "cpu_s": cpu.get(info["step"]),
+                         **{m: s.means[AFTER][m] for m in s.metrics}})
+    finally:
+        with torch.no_grad():
+            for n, t in final.items():
+                params[n].copy_(t)
+    return rows

@@ -159,7 +159,7 @@ class Finetuner:
         self._prepare()
         end = self.cfg.steps if max_steps is None else min(self.cfg.steps, max_steps)
         stopper = _StopSignal(handle_signals)
-        started = time.monotonic()
+        started, cpu0 = time.monotonic(), time.process_time()
         deadline = None if minutes is None else started + 60.0 * minutes
         stopped_by, last = ("done" if end == self.cfg.steps else "max_steps"), None
         window: list[float] = []
@@ -170,7 +170,8 @@ class Finetuner:
                 if self.step % self.cfg.log_every == 0 or self.step == end:
                     self.logger.log({"step": self.step, "samples": self.samples, "stage": "finetune",
                                      "loss": sum(window) / len(window), "lr": out["lr"],
-                                     "grad_norm": out["grad_norm"], "time": time.monotonic() - started})
+                                     "grad_norm": out["grad_norm"], "time": time.monotonic() - started,
+                                     "cpu_s": time.process_time() - cpu0})
                     window = []
                 reason = "signal" if stopper.flag else ("minutes" if deadline and time.monotonic() >= deadline else None)
                 if self.step % self.cfg.checkpoint_every == 0 or reason or self.step == end:

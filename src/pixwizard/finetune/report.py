@@ -41,7 +41,8 @@ def before_after_sheet(held: HeldoutScores, rows: int = 6, cell: int = 128) -> n
     return np.concatenate([header, *body], axis=0)
 
 
-def render(summary: dict[str, Any], held: HeldoutScores, forgetting: ForgettingScores | None) -> str:
+def render(summary: dict[str, Any], held: HeldoutScores, forgetting: ForgettingScores | None,
+           curve: list[dict[str, Any]] | None = None) -> str:
     lines = [f"# Fine-tune report: {summary['task']}", ""]
     lines += [f"- {k}: {v}" for k, v in summary.items() if k != "task"]
     lines += ["", f"## Held-out pairs ({len(held.per_pair)})", "",
@@ -53,6 +54,13 @@ def render(summary: dict[str, Any], held: HeldoutScores, forgetting: ForgettingS
     if held.note:
         lines += ["", f"Note: {held.note}."]
     lines += ["", f"![before/after]({SHEET})", ""]
+    if curve:
+        lines += ["## Learning curve (held-out pairs, fine-tuned model at each kept checkpoint)", "",
+                  "| step | samples | training CPU s | " + " | ".join(held.metrics) + " |",
+                  "|---|---|---|" + "---|" * len(held.metrics)]
+        lines += [f"| {r['step']} | {r['samples']} | {_fmt(r['cpu_s'])} | " +
+                  " | ".join(_fmt(r.get(m)) for m in held.metrics) + " |" for r in curve]
+        lines += ["", "![training loss](loss.png)", ""]
     if forgetting is not None:
         lines += [f"## Old tasks (quick suite, {forgetting.limit} item(s) per task)", "",
                   "| task | domain | metric | base | fine-tuned | change |", "|---|---|---|---|---|---|"]
@@ -69,12 +77,13 @@ def render(summary: dict[str, Any], held: HeldoutScores, forgetting: ForgettingS
 
 
 def write_report(folder: str | Path, summary: dict[str, Any], held: HeldoutScores,
-                 forgetting: ForgettingScores | None) -> Path:
+                 forgetting: ForgettingScores | None, curve: list[dict[str, Any]] | None = None) -> Path:
     folder = Path(folder)
     write_png(folder / SHEET, before_after_sheet(held))
     doc = {"summary": summary, "heldout": {"metrics": held.metrics, "means": held.means, "pairs": held.per_pair,
                                            "note": held.note},
-           "forgetting": None if forgetting is None else {"limit": forgetting.limit, "tasks": forgetting.tasks}}
+           "forgetting": None if forgetting is None else {"limit": forgetting.limit, "tasks": forgetting.tasks},
+           "curve": curve}
     atomic_write_bytes(folder / "report.json", json.dumps(doc, indent=1, default=float).encode())
-    atomic_write_bytes(folder / "report.md", render(summary, held, forgetting).encode())
+    atomic_write_bytes(folder / "report.md", render(summary, held, forgetting, curve).encode())
     return folder / "report.md"
