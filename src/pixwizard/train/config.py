@@ -83,6 +83,10 @@ class TrainConfig:
     keep_last: int = 3  # checkpoints kept on disk
     log_every: int = 10  # steps between JSONL metric lines
     text_cache_size: int = 16384  # instructions whose encodings stay cached (each encoded alone)
+    # Photo items made on the fly (pixwizard.train.online): a data recipe JSON naming photo tasks,
+    # and the share of each batch they fill (the rest comes from the stage's shards).
+    online_recipe: str | None = None
+    online_share: float = 0.5
 
     def __post_init__(self) -> None:
         self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 1 or self.keep_last < 1 or self.log_every < 1:
             raise ValueError("checkpoint_every, keep_last and log_every must be >= 1")
+        if self.online_recipe is not None and not 0.0 < self.online_share <= 1.0:
+            raise ValueError(f"online_share must be in (0, 1], got {self.online_share}")
         for task, w in self.loss_weights.items():
             if w < 0:
                 raise ValueError(f"loss weight of task {task!r} must be >= 0, got {w}")

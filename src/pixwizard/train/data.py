@@ -131,7 +131,8 @@ class BatchStream:
         return iter_dataset(self.folder, shuffle_seed=self.seed * _EPOCH_STRIDE + self.epoch,
                             start=self.position, part=self.part)
 
-    def _next_item(self) -> dict[str, Any]:
+    def next_item(self) -> dict[str, Any]:
+        """The next item of the shards (crossing into the next epoch when one ends)."""
         for _ in range(2):  # at most one epoch boundary per item
             if self._it is None:
                 self._it = self._items()
@@ -146,7 +147,7 @@ class BatchStream:
         size = int(self.rng.choice(self.resolutions))
         inputs, targets, texts, tasks = [], [], [], []
         for _ in range(self.batch_size):
-            item = self._next_item()
+            item = self.next_item()
             a, b = random_crop_pair(item["input"], item["target"], size, self.rng)
             inputs.append(a)
             targets.append(b)
@@ -203,6 +204,8 @@ class Prefetcher:
 
     def close(self) -> None:
         self._stop.set()
+        if hasattr(self.stream, "close"):
+            self.stream.close()
         while self._thread.is_alive():
             try:
                 self._queue.get(timeout=0.1)

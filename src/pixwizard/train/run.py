@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
     parser.add_argument("--model-overrides", default=None, metavar="JSON",
                         help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\'')
+    parser.add_argument("--online-photos", default=None, metavar="RECIPE",
+                        help="make photo items on the fly from this recipe's photo tasks and photos "
+                             "(never-repeating; the shards then supply the other tasks)")
+    parser.add_argument("--online-share", type=float, default=None,
+                        help="share of each batch made on the fly (default 0.5)")
+    parser.add_argument("--online-workers", type=int, default=1,
+                        help="processes making online items ahead (0 = in the training process)")
     parser.add_argument("--loss-weights", default=None, metavar="JSON",
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
 
@@ -63,6 +70,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.model_overrides is not None:
         changes["model_overrides"] = _json_object(args.model_overrides, "--model-overrides",
                                                   "of PixWizardConfig fields")
+    if args.online_photos is not None:
+        changes["online_recipe"] = str(args.online_photos)
+    if args.online_share is not None:
+        if args.online_photos is None:
+            raise ValueError("--online-share needs --online-photos")
+        changes["online_share"] = float(args.online_share)
     if args.any_mixture:
         changes["stages"] = [dataclasses.replace(st, mixture="any") for st in cfg.stages]
     return dataclasses.replace(cfg, **changes) if changes else cfg
@@ -75,10 +88,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.max_steps is not None and args.max_steps < 0:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
+    if args.online_workers < 0:
+        raise ValueError(f"--online-workers must be >= 0, got {args.online_workers}")
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
-                      minutes=args.minutes, init=args.init, device=args.device)
+                      minutes=args.minutes, init=args.init, device=args.device,
+                      online_workers=args.online_workers)
     try:
         result = train(cfg, opts)
     finally:

@@ -40,6 +40,7 @@ from pixwizard.train import checkpoint as ckpt_io
 from pixwizard.train.config import TrainConfig
 from pixwizard.train.data import Batch, BatchStream, Prefetcher, check_mixture, loss_weights_for
 from pixwizard.train.ema import EMA
+from pixwizard.train.online import MixedStream, OnlineSource
 from pixwizard.train.log import MetricsLogger, draw_loss_curve
 from pixwizard.train.parallel import (DistInfo, all_reduce_sum, any_rank, gather_objects, init_distributed,
                                       replica_fingerprint, resolve_strategy, wrap_model)
@@ -63,6 +64,7 @@ class RunOptions:
     init: str | None = None  # model checkpoint for the first stage (overrides stage 1's ``init``)
     device: str | None = None  # None = CUDA when present, else CPU
     handle_signals: bool = True  # SIGTERM/SIGINT save a checkpoint and stop
+    online_workers: int = 1  # processes making online photo items ahead (0 = in the training process)
 
 
 @dataclass
@@ -236,11 +238,14 @@ class Trainer:
         raise ValueError(f"cannot resume {self.out}: no readable checkpoint ({problems[0]})")
 
     def _open_stage(self, index: int, local: int, saved: dict[str, Any] | None) -> None:
-        if isinstance(self.stream, Prefetcher):
+        if isinstance(self.stream, (Prefetcher, MixedStream)):
             self.stream.close()
         stage = self.cfg.stages[index]
         stream = BatchStream(self.data_dirs[index], self.per_rank, stage.resolutions, _mix([self.cfg.seed], index),
                              part=(self.info.rank, self.info.world_size))
+        if self.cfg.online_recipe:
+            online = OnlineSource(self.cfg.online_recipe, workers=self.opts.online_workers, part=self.info.rank)
+            stream = MixedStream(stream, online, self.cfg.online_share)
         if saved is not None and saved["stage"] == index:
             stream.load_state_dict(saved["stream"])
         self.stream = Prefetcher(stream) if self.device.type == "cuda" else stream
@@ -362,7 +367,7 @@ class Trainer:
                     last_ckpt = self._save()
         finally:
             stopper.restore()
-            if isinstance(self.stream, Prefetcher):
+            if isinstance(self.stream, (Prefetcher, MixedStream)):
                 self.stream.close()
         fingerprints = self._fingerprints()
         export = None
