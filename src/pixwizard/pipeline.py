@@ -26,6 +26,7 @@ from pixwizard.flow import (combine, get_sampler, item_generators, needed_branch
 from pixwizard.imageio import crop_back, load_image, pad_to_multiple
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.encoders.base import TextEncoding
+from pixwizard.pipeline_args import as_output, check_output_type, checkpoint_file, merge_alias
 from pixwizard.runtime import Precision, autocast, resolve_device
 from pixwizard.tasks.codecs import Decoded, codec_for
 from pixwizard.tasks.colours import colour_in_text
@@ -46,7 +47,7 @@ UNTRAINED_WARNING = ("the model weights are untrained (no trained checkpoint fou
 class PixWizardResult:
     image: np.ndarray  # HxWx3 uint8, the input's exact size
     instruction: str
-    seed: int
+    seed: int | None  # None when the noise came from a caller's torch.Generator
     steps: int
     untrained: bool
     working_size: tuple[int, int]  # (H, W) the model ran at, before padding
@@ -54,6 +55,11 @@ class PixWizardResult:
     route: Route | None = None  # how the instruction was routed (None when the task was given)
     decoded: Decoded | None = None  # typed outputs: mask, boxes, depth, normals, labels
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def images(self) -> list:
+        """``[image]``, as diffusers pipelines return ``.images``."""
+        return [self.image]
 
 
 def decode_output(task: str, output: np.ndarray, image: np.ndarray, instruction: str) -> tuple[Decoded | None, str | None]:
@@ -130,7 +136,7 @@ class PixWizardPipeline:
         """Load ``checkpoint`` (default: the shipped ``pixwizard-tiny``). Without any trained weights
         the ``preset_name`` model is built with its initial weights and flagged as untrained."""
         dev = resolve_device(device)
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        path = checkpoint_file(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
         notice = None
         if path.is_file() or checkpoint is not None:
             model, info = load_model(path, device=dev)
@@ -185,10 +191,10 @@ class PixWizardPipeline:
 
     def _build_router(self):
         from pixwizard.config import TextEncoderConfig
-        from pixwizard.tasks.routing import TaskRouter, default_cache_dir, default_router, text_encoder_embed_fn
+        from pixwizard.tasks.routing import default_cache_dir, default_router, shipped_router, text_encoder_embed_fn
 
-        if self.config.text == TextEncoderConfig():  # share the model's MiniLM with the router
-            return TaskRouter(text_encoder_embed_fn(self.text_encoder), cache_dir=default_cache_dir())
+        if self.config.text == TextEncoderConfig():  # share the model's MiniLM with the (shipped) router
+            return shipped_router(text_encoder_embed_fn(self.text_encoder), cache_dir=default_cache_dir())
         return default_router()
 
     def encode_text(self, instructions: list[str]) -> TextEncoding:
@@ -231,9 +237,20 @@ class PixWizardPipeline:
     @torch.inference_mode()
     def __call__(self, image, instruction: str, *, steps: int | None = None, text_guidance: float | None = None,
                  image_guidance: float | None = None, seed: int = 0, size: int | None = None,
-                 sampler: str | None = None, task: str | None = None, decode: bool = True) -> PixWizardResult:
+                 sampler: str | None = None, task: str | None = None, decode: bool = True,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 image_guidance_scale: float | None = None, generator: torch.Generator | None = None,
+                 output_type: str = "np") -> PixWizardResult:
         """Run one instruction. ``task`` (a registry id) says how to decode the output into typed
-        results; by default the instruction is routed to a task. ``decode=False`` skips both."""
+        results; by default the instruction is routed to a task. ``decode=False`` skips both.
+        The diffusers names (``num_inference_steps``, ``guidance_scale``, ``image_guidance_scale``,
+        ``generator``, ``output_type="pil"``) work too: see ``pixwizard.pipeline_args``."""
+        steps = merge_alias("steps", steps, "num_inference_steps", num_inference_steps)
+        text_guidance = merge_alias("text_guidance", text_guidance, "guidance_scale", guidance_scale)
+        image_guidance = merge_alias("image_guidance", image_guidance, "image_guidance_scale", image_guidance_scale)
+        check_output_type(output_type)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("the instruction is empty: say what to do with the image")
         if task is not None:
@@ -267,7 +284,8 @@ class PixWizardPipeline:
         cond = self.codec.encode(cond_pixels)
         text = self.encode_text([instruction.strip()])
         v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
-        x0 = noise_like(tuple(cond.shape), item_generators([seed]), device="cpu").to(self.device)
+        gens = [generator] if generator is not None else item_generators([seed])
+        x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
         x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
         out = to_uint8(self.codec.decode(x1))
         out = crop_back(out, (wh, ww))
@@ -281,13 +299,29 @@ class PixWizardPipeline:
                 if self._router_note:
                     result.notes.append(self._router_note)
                     self._router_note = None
-                if result.route.low_confidence:
+                if result.route.no_match:  # no silent guess: say so, list the closest tasks, decode nothing
+                    result.notes.append(f"{result.route.message()}; pass task= (--task) to decode typed outputs")
+                elif result.route.low_confidence:
                     result.notes.append(f"the instruction was routed with low confidence: {result.route.message()}")
-            result.task = task
-            result.decoded, note = decode_output(task, result.image, img, instruction)
-            if note:
-                result.notes.append(note)
+            if result.route is None or not result.route.no_match:
+                result.task = task
+                result.decoded, note = decode_output(task, result.image, img, instruction)
+                if note:
+                    result.notes.append(note)
+        if generator is not None:
+            result.seed = None  # the noise came from the caller's generator
+        result.image = as_output(result.image, output_type)
         return result
+
+    def to(self, device: str | torch.device) -> "PixWizardPipeline":
+        """Move the model, the text encoder and the codec to ``device`` (diffusers-style); returns self."""
+        dev = resolve_device(str(device))
+        self.model.to(dev)
+        self.text_encoder.to(dev)
+        self.codec.to(dev)
+        self.device = dev
+        self._null_text = None
+        return self
 
 
 def _repeat(t: TextEncoding, n: int) -> TextEncoding:

@@ -38,6 +38,7 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pixwizard.tasks.instructions import fill_with_fillers, phrasings
@@ -46,6 +47,21 @@ from pixwizard.tasks.registry import REGISTRY
 EmbedFn = Callable[[list[str]], torch.Tensor]
 
 DEFAULT_THRESHOLD = 0.5
+# An instruction whose sentence embedding has cosine below this to every task prototype matches no
+# task well (measured on tests/fixtures/everyday_requests.json: requests >= 0.43, off-topic <= 0.36).
+NO_MATCH_SIMILARITY = 0.39
+PROTOTYPES_PER_TASK = 8
+# Tasks that differ only in a detail people rarely say ("less blurry" fits all three deblur tasks):
+# routing first picks the family by its summed probability, then the most probable member, so the
+# members do not split the vote and lose to a single unrelated task.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "deblur": ("deblur_motion", "deblur_defocus", "deblur_gaussian"),
+    "super-resolution": ("sr_x2", "sr_x4"),
+    "inpainting": ("inpaint_freeform", "inpaint_box", "inpaint_circle"),
+}
+# The fitted router shipped in the package for the default text encoder (the packaged MiniLM):
+# regenerate with `python -m pixwizard.tasks.ship_router` when the bank or the settings change.
+SHIPPED_ROUTER = Path(__file__).with_name("router.safetensors")
 
 
 class RouterCacheWarning(UserWarning):
@@ -64,10 +80,16 @@ class Route:
     confidence: float
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     low_confidence: bool = False
+    similarity: float | None = None  # cosine to the nearest task prototype (None: router has none)
+    no_match: bool = False  # similarity below the no-match threshold: the instruction fits no task well
 
     def message(self) -> str:
         """One line for a user: the task, the confidence and, when low, the closest tasks."""
         line = f"{self.task} (confidence {self.confidence:.2f})"
+        if self.no_match:
+            close = ", ".join(f"{t} {p:.2f}" for t, p in [(self.task, self.confidence), *self.alternatives])
+            return (f"no task matches this instruction well (similarity {self.similarity:.2f} to the nearest "
+                    f"task phrasing); the closest tasks are: {close}")
         if self.low_confidence:
             close = ", ".join(f"{t} {p:.2f}" for t, p in self.alternatives)
             line += f"; low confidence, the instruction may also mean: {close}"
@@ -129,29 +151,31 @@ class TaskRouter:
 
     def __init__(self, embed_fn: EmbedFn | None = None, split: Literal["train", "all"] = "train", *,
                  embed_scale: float = 5.0, lexical_scale: float = 5.0, weight_decay: float = 1e-4,
-                 max_iter: int = 100, cache_dir: str | os.PathLike | None = None) -> None:
+                 max_iter: int = 100, cache_dir: str | os.PathLike | None = None,
+                 shipped: str | os.PathLike | None = None, embed_id: str | None = None) -> None:
         self.embed_fn = embed_fn if embed_fn is not None else default_embed_fn()
         self.split = split
         self.embed_scale, self.lexical_scale = embed_scale, lexical_scale
         self.tasks: tuple[str, ...] = tuple(REGISTRY)
-        texts, labels = [], []
-        for label, task in enumerate(self.tasks):
-            for i, template in enumerate(phrasings(task, split)):
-                texts.append(fill_with_fillers(template, i, "train"))
-                labels.append(label)
+        texts, labels = router_bank(self.tasks, split)
         self.bank_texts = texts
         self.bank_labels = torch.tensor(labels)
         self.lexical = TfidfFeatures(texts)
         self.cache_note: str | None = None  # why the on-disk cache was not used, if it was not
+        self.prototypes: torch.Tensor | None = None  # [P, D] unit sentence embeddings, P per task
+        self.shipped_key = self.portable_key(embed_id, weight_decay, max_iter) if embed_id else None
+        shipped_fit = self._read_shipped(Path(shipped)) if shipped is not None and self.shipped_key else None
         cache = None
-        if cache_dir is not None:
+        if cache_dir is not None and shipped_fit is None:
             key = self._cache_key(weight_decay, max_iter)
             cache = Path(cache_dir) / f"router-{key}.safetensors"
-        fitted = self._read_cache(cache) if cache is not None else None
+        fitted = shipped_fit or (self._read_cache(cache) if cache is not None else None)
         if fitted is not None:
             self.weight, self.bias = fitted
         else:
-            self.weight, self.bias = self._fit(self._features(texts), self.bank_labels, weight_decay, max_iter)
+            emb = _embed(self.embed_fn, texts)
+            self.prototypes = _prototypes(emb, self.bank_labels, len(self.tasks), PROTOTYPES_PER_TASK)
+            self.weight, self.bias = self._fit(self._features(texts, emb), self.bank_labels, weight_decay, max_iter)
             if cache is not None:
                 self._write_cache(cache)
         if self.cache_note:
@@ -165,6 +189,7 @@ class TaskRouter:
                 return None
             fitted = load_file(str(cache))
             weight, bias = fitted["weight"], fitted["bias"]
+            self.prototypes = fitted.get("prototypes")
         except Exception as e:  # safetensors raises its own error types for a damaged file
             self.cache_note = f"the router cache {cache} is unreadable ({_one_line(e)}); refitted the router"
             return None
@@ -181,7 +206,8 @@ class TaskRouter:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(tmp))
+            save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous(),
+                       **({"prototypes": self.prototypes} if self.prototypes is not None else {})}, str(tmp))
             os.replace(tmp, cache)
         except Exception as e:
             note = f"the router cache {cache} cannot be written ({_one_line(e)}); the next run refits the router"
@@ -201,9 +227,37 @@ class TaskRouter:
         h.update(json.dumps(torch.round(probe * 1e4).int().tolist()).encode())
         return h.hexdigest()[:20]
 
-    def _features(self, texts: list[str]) -> torch.Tensor:
-        return torch.cat([self.embed_scale * _embed(self.embed_fn, texts),
-                          self.lexical_scale * self.lexical(texts)], dim=1)
+    def _features(self, texts: list[str], emb: torch.Tensor | None = None) -> torch.Tensor:
+        emb = _embed(self.embed_fn, texts) if emb is None else emb
+        return torch.cat([self.embed_scale * emb, self.lexical_scale * self.lexical(texts)], dim=1)
+
+    def portable_key(self, embed_id: str, weight_decay: float, max_iter: int) -> str:
+        """Keys the shipped router: see :func:`portable_key`."""
+        return portable_key(self.bank_texts, self.bank_labels.tolist(), self.tasks, embed_id,
+                            (self.embed_scale, self.lexical_scale, weight_decay, max_iter))
+
+    def _read_shipped(self, path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The shipped fit when ``path`` holds one for this very bank, settings and embedding model."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                if (f.metadata() or {}).get("key") != self.shipped_key:
+                    return None
+                fitted = {k: f.get_tensor(k).float() for k in f.keys()}
+        except Exception:  # missing or damaged: fit (or use the cache) as without a shipped file
+            return None
+        self.prototypes = fitted.get("prototypes")
+        return fitted["weight"], fitted["bias"]
+
+    def save_shipped(self, path: str | os.PathLike) -> None:
+        """Write this fit for shipping (fp16 weights and prototypes; metadata ``key``), atomically."""
+        if self.shipped_key is None or self.prototypes is None:
+            raise ValueError("only a router built with embed_id and fitted here can be shipped")
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file({"weight": self.weight.half().contiguous(), "bias": self.bias.contiguous(),
+                   "prototypes": self.prototypes.half().contiguous()}, str(tmp),
+                  metadata={"key": self.shipped_key, "tasks": ",".join(self.tasks)})
+        os.replace(tmp, path)
 
     def _fit(self, x: torch.Tensor, y: torch.Tensor, weight_decay: float,
              max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,19 +279,42 @@ class TaskRouter:
         """[B, T] task probabilities, columns in ``self.tasks`` order."""
         if not instructions or any(not str(s).strip() for s in instructions):
             raise ValueError("instructions must be non-empty strings")
-        return torch.softmax(self._features(list(instructions)) @ self.weight + self.bias, dim=1)
+        return self._scores(list(instructions))[0]
+
+    def _scores(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, T] probabilities and [B] cosine to the nearest prototype (None without prototypes)."""
+        if not instructions or any(not str(s).strip() for s in instructions):
+            raise ValueError("instructions must be non-empty strings")
+        emb = _embed(self.embed_fn, instructions)
+        probs = torch.softmax(self._features(instructions, emb) @ self.weight + self.bias, dim=1)
+        if self.prototypes is None or self.prototypes.shape[1] != emb.shape[1]:
+            return probs, None
+        return probs, (emb @ self.prototypes.float().T).max(1).values
 
     def route_batch(self, instructions: list[str], threshold: float = DEFAULT_THRESHOLD,
                     top: int = 3) -> list[Route]:
-        """Route many instructions; ``low_confidence`` is set where the best probability < ``threshold``."""
-        probs = self.probabilities(instructions)
-        k = min(top + 1, len(self.tasks))
-        values, indices = probs.topk(k, dim=1)
+        """Route many instructions. A family of near-identical tasks (``FAMILIES``) competes with its
+        summed probability, then its most probable member is the task and the sum its confidence.
+        ``low_confidence`` is set where that confidence < ``threshold`` or nothing matches well
+        (``no_match``: similarity to every task prototype below ``NO_MATCH_SIMILARITY``)."""
+        probs, sims = self._scores(list(instructions))
         routes = []
-        for vals, idx in zip(values.tolist(), indices.tolist()):
-            ranked = [(self.tasks[i], float(p)) for i, p in zip(idx, vals)]
-            task, conf = ranked[0]
-            routes.append(Route(task=task, confidence=conf, alternatives=ranked[1:], low_confidence=conf < threshold))
+        for row, row_probs in enumerate(probs.tolist()):
+            p = dict(zip(self.tasks, row_probs))
+            units = {t: (v, t) for t, v in p.items()}
+            for members in FAMILIES.values():
+                present = [t for t in members if t in p]
+                if present:
+                    best = max(present, key=p.__getitem__)
+                    for t in present:
+                        units.pop(t)
+                    units[best] = (sum(p[t] for t in present), best)
+            task, (conf, _) = max(units.items(), key=lambda kv: kv[1][0])
+            others = sorted((t for t in self.tasks if t != task), key=p.__getitem__, reverse=True)[:top]
+            sim = None if sims is None else float(sims[row])
+            no_match = sim is not None and sim < NO_MATCH_SIMILARITY
+            routes.append(Route(task=task, confidence=min(1.0, conf), alternatives=[(t, p[t]) for t in others],
+                                low_confidence=conf < threshold or no_match, similarity=sim, no_match=no_match))
         return routes
 
     def route(self, instruction: str, threshold: float = DEFAULT_THRESHOLD, top: int = 3) -> Route:
@@ -297,7 +374,66 @@ def default_cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
+def router_phrasings() -> dict[str, tuple[str, ...]]:
+    """Everyday wordings per task that only the router trains on (``tasks/router_phrasings.json``)."""
+    doc = json.loads((Path(__file__).with_name("router_phrasings.json")).read_text())
+    return {task: tuple(items) for task, items in doc.items() if not task.startswith("_")}
+
+
+def router_bank(tasks: tuple[str, ...], split: Literal["train", "all"] = "train") -> tuple[list[str], list[int]]:
+    """The router's training texts and labels: every bank phrasing of ``split`` and the router-only
+    everyday wordings, filled with the train slot values."""
+    texts, labels = [], []
+    everyday = router_phrasings()
+    for label, task in enumerate(tasks):
+        for i, template in enumerate([*phrasings(task, split), *everyday.get(task, ())]):
+            texts.append(fill_with_fillers(template, i, "train"))
+            labels.append(label)
+    return texts, labels
+
+
+def portable_key(texts: list[str], labels: list[int], tasks: tuple[str, ...], embed_id: str,
+                 settings: tuple[float, float, float, int]) -> str:
+    """Hash of what a fit depends on, independent of the machine: the bank texts and labels, the
+    settings (embed scale, lexical scale, weight decay, iterations), the prototype count and
+    ``embed_id`` (names the embedding model's files)."""
+    doc = [texts, labels, list(tasks), list(settings), PROTOTYPES_PER_TASK, embed_id]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:20]
+
+
+def _prototypes(emb: torch.Tensor, labels: torch.Tensor, n_tasks: int, k: int) -> torch.Tensor:
+    """``k`` spread-out bank embeddings per task by farthest-point selection (deterministic): the
+    first is the one nearest the task's mean, each next one the least similar to those chosen."""
+    out = []
+    for label in range(n_tasks):
+        x = emb[labels == label]
+        chosen = [int((x @ x.mean(0)).argmax())]
+        while len(chosen) < min(k, len(x)):
+            chosen.append(int((x @ x[chosen].T).max(1).values.argmin()))
+        out.append(x[chosen])
+    return torch.cat(out).contiguous()
+
+
+def minilm_identity() -> str:
+    """Names the packaged MiniLM by its files (config, tokenizer, weight size): keys the shipped router."""
+    from pixwizard.model.encoders.text import minilm_path
+
+    root = Path(minilm_path())
+    h = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "vocab.txt"):
+        h.update((root / name).read_bytes())
+    h.update(str((root / "model.safetensors").stat().st_size).encode())
+    return f"all-MiniLM-L6-v2:{h.hexdigest()[:16]}"
+
+
+def shipped_router(embed_fn: EmbedFn | None = None, cache_dir: str | os.PathLike | None = None) -> TaskRouter:
+    """A router over the packaged MiniLM (``embed_fn`` must be it, e.g. the pipeline's own text
+    encoder): the shipped fit when it matches the bank, else the cache, else a fit."""
+    return TaskRouter(embed_fn, cache_dir=cache_dir, shipped=SHIPPED_ROUTER, embed_id=minilm_identity())
+
+
+@lru_cache(maxsize=1)
 def default_router() -> TaskRouter:
     """One router per process over the train phrasings with ``default_embed_fn()``; its fitted
     weights are cached on disk (``default_cache_dir()``), so only the first run embeds the bank."""
-    return TaskRouter(default_embed_fn(), cache_dir=default_cache_dir())
+    return shipped_router(default_embed_fn(), cache_dir=default_cache_dir())
