@@ -318,3 +318,26 @@ def test_suite_dataclass_validation():
                     metric_options={"denoise": {"miou": {}}})
     with pytest.raises(ValueError, match="native size"):
         SuiteConfig(name="x", kind="benchmark", tasks=("derain",), size=64, source="rain100l")
+
+
+def test_paper_columns_only_where_benchmark_split_and_truth_match():
+    """Every benchmark suite states the paper's protocol; one that differs (or that the paper
+    leaves open) names no protocol, so no paper number is printed beside it (issue 10 item 5)."""
+    from pixwizard.eval.paper import WITHHELD, protocols
+
+    benchmark = [s for s in map(load_suite, suite_names()) if s.kind == "benchmark"]
+    assert {s.name for s in benchmark} >= {"sidd", "nyuv2-normals", "magicbrush", "rain100l"}
+    for s in benchmark:
+        assert "Paper protocol:" in s.description, s.name
+        assert s.protocol is None or (s.protocol in protocols() and s.protocol not in WITHHELD), s.name
+        if s.protocol is None:
+            assert "withheld" in s.description, s.name
+    assert load_suite("nyuv2-normals").protocol is None and "DERIVED FROM THE DEPTH" in load_suite("nyuv2-normals").description
+    assert load_suite("magicbrush").protocol is None and load_suite("rain100l").protocol == "rain100l"
+    metrics = {"suite": "nyuv2-normals", "protocol": None, "tasks": {"normals": {
+        "domain": "dense", "n_items": 1, "metrics": {"mean_angle": 30.0}, "metric_order": ["mean_angle"],
+        "higher_is_better": {"mean_angle": False}, "skipped": {}, "item_errors": {}, "missing": {}}}}
+    md = render_markdown(metrics, {"suite_config": {"description": load_suite("nyuv2-normals").description}}, [])
+    row = next(line for line in md.splitlines() if line.startswith("| normals | mean_angle |"))
+    assert row.endswith(f"| {NA_PROTOCOL} |") and "19.65" not in row  # the description says why
+    assert "DERIVED FROM THE DEPTH" in md and "Protocol: not the paper's" in md

@@ -81,7 +81,11 @@ def render_markdown(metrics: dict[str, Any], run: dict[str, Any], others: list[t
     lines = [f"# Evaluation: suite `{metrics['suite']}`, model `{run.get('model', '?')}`", ""]
     if run.get("untrained"):
         lines += ["**The model weights are untrained: these numbers are a floor, not a result.**", ""]
-    lines += [f"Protocol: {protocol or 'ours (generated items; the paper numbers do not apply)'}.", ""]
+    not_the_papers = "not the paper's (its numbers do not apply)"
+    lines += [f"Protocol: {protocol or not_the_papers}.", ""]
+    description = run.get("suite_config", {}).get("description")
+    if description:
+        lines += [f"Suite: {description}", ""]
     labels = [label for label, _ in others]
     header = ["task", "metric", "", "n", "ours", *labels, "paper"]
     notes: list[str] = []
