@@ -173,6 +173,8 @@ def test_lora_trains_only_the_adapter_and_resume_is_exact(tmp_path, base):
     assert resumed.step == 4
     again = _tensors(resumed.output)
     assert all(torch.equal(t[k], again[k]) for k in t)
+    rows = [json.loads(ln) for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and rows[1]["cpu_s"] > rows[0]["cpu_s"] > 0  # CPU time adds up
 
 
 def test_adapters_in_the_pipeline_select_by_name_and_merge(tmp_path, base):

@@ -96,6 +96,7 @@ class Finetuner:
         self.pair_names = sorted(p.name for p in pairs)
         self.logger = MetricsLogger(self.out / "metrics.jsonl")
         self.step = self.samples = 0
+        self.cpu_before = 0.0  # training CPU seconds of earlier processes of this run (resume)
 
     # ------------------------------------------------------------------ run directory
     def _run_record(self) -> dict[str, Any]:
@@ -125,6 +126,9 @@ class Finetuner:
         self.stream.load_state_dict(rank_state["stream"])
         ckpt_io.set_rng_state(rank_state["rng"], self.generators)
         self.logger.truncate_after(self.step)
+        if self.logger.path.is_file():  # CPU seconds keep counting across resumes
+            rows = [json.loads(ln) for ln in self.logger.path.read_text().splitlines() if ln.strip()]
+            self.cpu_before = float(rows[-1].get("cpu_s") or 0.0) if rows else 0.0
 
     def _save(self) -> Path:
         rank_state = {"stream": self.stream.state_dict(), "rng": ckpt_io.rng_state(self.generators)}
@@ -171,7 +175,7 @@ class Finetuner:
                     self.logger.log({"step": self.step, "samples": self.samples, "stage": "finetune",
                                      "loss": sum(window) / len(window), "lr": out["lr"],
                                      "grad_norm": out["grad_norm"], "time": time.monotonic() - started,
-                                     "cpu_s": time.process_time() - cpu0})
+                                     "cpu_s": self.cpu_before + time.process_time() - cpu0})
                     window = []
                 reason = "signal" if stopper.flag else ("minutes" if deadline and time.monotonic() >= deadline else None)
                 if self.step % self.cfg.checkpoint_every == 0 or reason or self.step == end:
