@@ -341,3 +341,21 @@ def test_paper_columns_only_where_benchmark_split_and_truth_match():
     row = next(line for line in md.splitlines() if line.startswith("| normals | mean_angle |"))
     assert row.endswith(f"| {NA_PROTOCOL} |") and "19.65" not in row  # the description says why
     assert "DERIVED FROM THE DEPTH" in md and "Protocol: not the paper's" in md
+
+
+def test_eval_size_option_makes_a_separate_run_at_that_size(tmp_path, capsys):
+    from pixwizard.eval.suites import at_size
+
+    suite_file = write_suite(tmp_path, tasks=["denoise", "sr_x4"])
+    out = tmp_path / "out"
+    assert cli_main(["eval", "--suite", str(suite_file), "--model", "baseline:identity", "--out", str(out),
+                     "--limit", "1", "--size", "64", "--no-progress"]) == 0, capsys.readouterr().err
+    run = out / "mini-64px" / "baseline-identity"
+    assert read_png(run / "items" / "sr_x4" / "0000" / "input.png").shape == (64, 64, 3)
+    assert json.loads((run / "metrics.json").read_text())["suite"] == "mini-64px"
+    assert at_size(load_suite("quick"), None) == load_suite("quick") == at_size(load_suite("quick"), 96)
+    with pytest.raises(ValueError, match="native size"):
+        at_size(load_suite("rain100l"), 256)
+    assert cli_main(["eval", "--suite", str(suite_file), "--model", "baseline:identity", "--out", str(out),
+                     "--size", "100000"]) == 2
+    assert "--size must be between 16 and 2048" in capsys.readouterr().err

@@ -23,6 +23,8 @@ def register(sub) -> None:
                    help="default (shipped weights), a checkpoint path, baseline:NAME or baseline:auto")
     p.add_argument("--out", help="output root; the run goes to OUT/<suite>/<model tag>")
     p.add_argument("--limit", type=int, help="at most N items per task")
+    p.add_argument("--size", type=int,
+                   help="make a generated suite's items at N px (the run goes to OUT/<suite>-<N>px/<model tag>)")
     p.add_argument("--photos", action="append", help="folder of clean photos for photo tasks (repeatable)")
     p.add_argument("--data-root", help="dataset folder for benchmark suites (native published layout)")
     p.add_argument("--steps", type=int, help="sampling steps for a model (default: the model's)")
@@ -50,7 +52,7 @@ def list_suites() -> int:
 def main(args: argparse.Namespace) -> int:
     from pixwizard.eval.harness import evaluate, make_predictor
     from pixwizard.eval.report import write_report
-    from pixwizard.eval.suites import load_suite
+    from pixwizard.eval.suites import at_size, load_suite
 
     if args.list:
         return list_suites()
@@ -60,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.grid_per_task < 0:
         raise ValueError(f"--grid-per-task must be >= 0, got {args.grid_per_task}")
-    suite = load_suite(args.suite)
+    suite = at_size(load_suite(args.suite), args.size)
     predictor = make_predictor(args.model, device=args.device, steps=args.steps)
     run_dir = Path(args.out) / suite.name / predictor.tag
     t0 = time.perf_counter()

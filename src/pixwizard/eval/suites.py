@@ -177,6 +177,24 @@ class SuiteConfig:
         return cls(**d)
 
 
+MAX_SUITE_SIZE = 2048
+
+
+def at_size(suite: SuiteConfig, size: int | None) -> SuiteConfig:
+    """``suite`` with its generated items made at ``size`` px (``pixwizard eval --size``), renamed
+    ``<name>-<size>px`` so its runs never mix with the suite's own size; unchanged for None or the
+    suite's size. Benchmarks are scored at their native size: ValueError."""
+    if size is None or size == suite.size:
+        return suite
+    if suite.kind != "generated":
+        raise ValueError(f"suite {suite.name!r} is a benchmark, scored at the dataset's native size: drop --size")
+    if not 16 <= size <= MAX_SUITE_SIZE:
+        raise ValueError(f"--size must be between 16 and {MAX_SUITE_SIZE} pixels, got {size}")
+    from dataclasses import replace
+
+    return replace(suite, size=int(size), name=f"{suite.name}-{size}px")
+
+
 def _expand_tasks(spec: Any, name: str) -> tuple[str, ...]:
     """``"all"``, ``"world"``, ``"photo"`` or an explicit list of task ids."""
     if spec == "all":
