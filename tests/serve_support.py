@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -45,3 +46,13 @@ def png_bytes(h: int = 24, w: int = 32, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The engine runs the model in a worker thread: with two intra-op threads on a busy 2-core
+    machine the tiny model's steps slow down tenfold (threads spinning), so these tests use one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

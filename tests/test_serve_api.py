@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from serve_support import debug_pipeline, keyword_route, png_bytes
+from serve_support import debug_pipeline, keyword_route, one_torch_thread, png_bytes  # noqa: F401 (fixture)
 
 from pixwizard.cli import build_parser
 from pixwizard.serve.api import create_app, options_json
