@@ -102,10 +102,14 @@ def test_manifest_and_split(tmp_path):
     d = make_pairs(tmp_path / "pairs", n=5)
     lines = [json.dumps({"input": f"pairs/p{i:02d}_input.png", "target": f"pairs/p{i:02d}_target.png",
                          "instruction": "invert"}) for i in range(5)]
+    save_image(tmp_path / "mask.png", np.zeros((16, 16), np.uint8))
+    lines.append(json.dumps({"input": "pairs/p00_input.png", "target": "pairs/p01_target.png", "mask": "mask.png"}))
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     refs, _ = find_pairs(tmp_path / "m.jsonl")
-    assert len(refs) == 5 and refs[0].instruction == "invert"
-    pairs = load_and_check(tmp_path / "m.jsonl").pairs
+    assert len(refs) == 6 and refs[0].instruction == "invert" and refs[5].mask == tmp_path / "mask.png"
+    rep = load_and_check(tmp_path / "m.jsonl")
+    assert len(rep.mismatched) == 1 and "mask" in rep.mismatched[0]
+    pairs = rep.pairs
     train, held = split_pairs(pairs, 0.4, seed=3)
     assert len(held) == 2 and len(train) == 3
     assert not {p.name for p in train} & {p.name for p in held}

@@ -4,7 +4,8 @@ Folder layout: ``NAME_input.EXT`` with ``NAME_target.EXT`` (optional ``NAME_mask
 instruction is ``NAME.txt`` when present (a per-pair caption), else a line of ``instruction.txt``
 in the folder (one instruction per line; each sample draws one), else a phrasing of the task.
 Manifest: one JSON object per line with ``input``, ``target`` and optionally ``instruction`` and
-``mask`` (paths relative to the manifest's folder).
+``mask`` (paths relative to the manifest's folder). Masks are checked (readable, the input's size)
+but not used by training yet.
 
 The checker reads every image and reports pairs it cannot read, pairs whose input and target sizes
 differ, inputs without a target and duplicate pairs (same input and target bytes; all but the first
@@ -143,6 +144,15 @@ def check_pairs(refs: list[PairRef], instructions: tuple[str, ...] = ()) -> Chec
         if a.shape != b.shape:
             report.mismatched.append(f"{ref.name} ({a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]})")
             continue
+        if ref.mask is not None:  # checked like the images (training does not use masks yet)
+            try:
+                m = load_image(ref.mask, max_pixels=MAX_PIXELS)
+            except (ValueError, OSError) as e:
+                report.unreadable.append(f"{ref.name} mask ({e})")
+                continue
+            if m.shape[:2] != a.shape[:2]:
+                report.mismatched.append(f"{ref.name} mask ({m.shape[1]}x{m.shape[0]} vs {a.shape[1]}x{a.shape[0]})")
+                continue
         digest = hashlib.sha1(a.tobytes() + b"|" + b.tobytes() + repr(a.shape).encode()).hexdigest()
         if digest in seen:
             report.duplicates.append(f"{ref.name} (= {seen[digest]})")
