@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -13,9 +14,12 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("run", help="apply an instruction to an image",
                        description="Apply a free-form instruction to an image and write the result.")
-    p.add_argument("image", help="input image file")
-    p.add_argument("instruction", help='what to do, e.g. "remove the rain"')
-    p.add_argument("-o", "--output", help="output image path (default: <image stem>.pixwizard.png here)")
+    p.add_argument("image", help="input image file; or, for batch mode, a folder, a quoted glob pattern or a "
+                                 ".jsonl manifest (see pixwizard.batch)")
+    p.add_argument("instruction", nargs="?", help='what to do, e.g. "remove the rain" (in a manifest: per line)')
+    p.add_argument("-o", "--output", help="output image path (default: <image stem>.pixwizard.png here); "
+                                          "batch mode: the output folder")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object (batch: a summary)")
     p.add_argument("--checkpoint", help="model checkpoint (.safetensors); default: the shipped pixwizard-tiny")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
@@ -66,6 +70,12 @@ def main(args: argparse.Namespace) -> int:
     from pixwizard.pipeline import UNTRAINED_WARNING, PixWizardPipeline
     from pixwizard.tasks.registry import get_task
 
+    from pixwizard.batch import is_batch_input, model_provenance, provenance, run_batch
+
+    if is_batch_input(args.image):
+        return run_batch(args)
+    if args.instruction is None:
+        raise ValueError("give the instruction after the image, e.g. pixwizard run photo.jpg \"remove the rain\"")
     out = check_run_options(args)
     if args.task is not None and not args.adapter:  # an adapter may bring the task
         get_task(args.task)
@@ -87,6 +97,15 @@ def main(args: argparse.Namespace) -> int:
                       task=args.task, decode=not args.no_typed)
     dt = time.perf_counter() - t0
     written = write_output_set(out, result.image, result.decoded, result.task)
+    if args.json:
+        for note in result.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        doc = provenance(result, image_path=args.image, output=out, written=written,
+                         model=model_provenance(pipe, args.checkpoint), pipe=pipe, timings={"run": dt},
+                         request={"text_guidance": args.text_guidance, "image_guidance": args.image_guidance,
+                                  "sampler": args.sampler})
+        print(json.dumps({k: v for k, v in doc.items() if k != "request"}))
+        return 0
     if result.route is not None:
         print(f"task: {result.route.message()}")
     for note in result.notes:
