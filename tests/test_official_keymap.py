@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from pixwizard.config import base_2b
+from pixwizard.config import base_2b, preset
 from pixwizard.model.dit import PixWizardDiT
 from pixwizard.official.convert import official_config
 from pixwizard.official.keymap import UNUSED, final_layer_rows, plan, rope_permutation
@@ -28,6 +28,7 @@ def test_2b_state_dict_maps_onto_base_2b_with_a_strict_load():
               "semantic_dim", "sampler_keep", "norm_eps"):
         assert getattr(ours, f) == getattr(paper, f), f
     assert ours.train_tokens == 2304 and cfg.name == "official-2b"
+    assert cfg == preset("official-2b")  # the converter writes exactly the preset
     assert (cfg.text.kind, cfg.text.layer, cfg.text.pooled_kind, cfg.semantic.kind, cfg.codec.scaling_factor) == \
         ("gemma", -2, "clip", "clip", 0.13025)
 

@@ -241,7 +241,23 @@ def base_2b() -> PixWizardConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], PixWizardConfig]] = {"debug": debug, "tiny": tiny, "base-2b": base_2b}
+def official_2b() -> PixWizardConfig:
+    """The released PixWizard checkpoint as ``pixwizard convert`` writes it: base-2b's sizes with the
+    original's forward conventions (t unscaled, rotated query in the cross-attentions, scoring before
+    the norm, no NTK RoPE, attention base 2304 = the 768 bucket) and its sampler defaults (Euler on
+    60 time points, text scale 4, image scale 1). docs/official-checkpoint.md."""
+    cfg = base_2b()
+    return dataclasses.replace(
+        cfg, name="official-2b",
+        model=dataclasses.replace(cfg.model, train_tokens=(768 // 16) ** 2, timestep_scale=1.0,
+                                  cross_attn_rope_query=True, sampler_score_before_norm=True, rope_ntk=False),
+        semantic=dataclasses.replace(cfg.semantic, resize="bicubic-align-corners"),
+        flow=FlowConfig(prediction="velocity", time_sampling="uniform", steps=59, sample_shift=1.0,
+                        text_guidance=4.0, image_guidance=1.0))
+
+
+PRESETS: dict[str, Callable[[], PixWizardConfig]] = {"debug": debug, "tiny": tiny, "base-2b": base_2b,
+                                                     "official-2b": official_2b}
 
 
 def preset(name: str) -> PixWizardConfig:
