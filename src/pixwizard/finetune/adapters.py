@@ -162,7 +162,10 @@ def load_adapter(model: nn.Module, path: str | Path, name: str | None = None) ->
         raise ValueError(f"adapter {path} has tensors the model lacks: {unexpected[:3]}")
     model.train(was_training)
     set_active(model, name)
-    register_from_metadata(meta)
+    if register_from_metadata(meta) is not None:
+        from pixwizard.tasks.routing import default_router
+
+        default_router.cache_clear()  # the process-wide router is rebuilt with the new task
     dev = next(model.parameters()).device
     model.to(dev)
     return name
