@@ -110,7 +110,7 @@ def build_ui(engine: Engine, config: ServeConfig):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Input image (upload, paste or drop)", type="filepath",
-                                 sources=["upload", "clipboard"], elem_id="input-image")
+                                 sources=["upload", "clipboard"], height=360, elem_id="input-image")
                 instruction = gr.Textbox(label="Instruction", placeholder='e.g. "remove the rain" (Enter runs it)',
                                          max_lines=1, elem_id="instruction")
                 routed = gr.Markdown(elem_id="routed")
@@ -131,11 +131,12 @@ def build_ui(engine: Engine, config: ServeConfig):
                                      precision=0, minimum=0, maximum=config.max_size)
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", type="filepath", elem_id="result")
+                slider = gr.ImageSlider(label="Before / after", type="filepath", height=360, elem_id="result")
                 status = gr.Markdown(elem_id="status")
                 downloads = gr.File(label="Downloads: the image and its typed outputs", file_count="multiple",
                                     interactive=False, elem_id="downloads")
-        gallery = gr.Gallery(label="History", columns=6, height="auto", elem_id="history")
+        gallery = gr.Gallery(label="History (this session)", columns=8, height=220, object_fit="contain",
+                             preview=False, elem_id="history")
 
         instruction.change(route, instruction, routed, trigger_mode="always_last", show_progress="hidden")
         gr.on([run_button.click, instruction.submit], run,
