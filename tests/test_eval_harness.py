@@ -359,3 +359,17 @@ def test_eval_size_option_makes_a_separate_run_at_that_size(tmp_path, capsys):
     assert cli_main(["eval", "--suite", str(suite_file), "--model", "baseline:identity", "--out", str(out),
                      "--size", "100000"]) == 2
     assert "--size must be between 16 and 2048" in capsys.readouterr().err
+    # photos too small for the size are left out rather than upscaled into soft targets
+    import skimage.data
+
+    from pixwizard.eval.suites import resolve_photos
+    from pixwizard.imageio import save_image
+
+    (tmp_path / "photos").mkdir()
+    save_image(tmp_path / "photos" / "small.png", skimage.data.astronaut()[:160, :200])
+    save_image(tmp_path / "photos" / "large.png", skimage.data.astronaut()[:300, :300])
+    dirs = [str(tmp_path / "photos")]
+    assert {p.name for p in resolve_photos(at_size(load_suite(suite_file), 128), dirs)} == {"small.png", "large.png"}
+    assert [p.name for p in resolve_photos(at_size(load_suite(suite_file), 256), dirs)] == ["large.png"]
+    with pytest.raises(FileNotFoundError, match="at least 512 px"):
+        resolve_photos(at_size(load_suite(suite_file), 512), dirs)

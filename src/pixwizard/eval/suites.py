@@ -327,20 +327,23 @@ def _builtin_image(name: str) -> np.ndarray:
 def resolve_photos(suite: SuiteConfig, photo_dirs: list[str] | None = None) -> list[Photo]:
     """The clean photos for the suite's photo tasks: ``photo_dirs`` (``--photos``) if given, else the
     suite's ``photo_dirs``, else the built-in set when the suite allows it. Empty when the suite has
-    no photo task. FileNotFoundError when photo tasks have no photos."""
+    no photo task. FileNotFoundError when photo tasks have no photos. Folder photos whose short side
+    is below the suite's size are left out (they would be upscaled into soft targets)."""
     if not any(get_task(t).source == "photo" for t in suite.tasks) or suite.kind == "benchmark":
         return []
     dirs = list(photo_dirs or suite.photo_dirs)
     if dirs:
-        from pixwizard.data.photos import list_photos
+        from pixwizard.data.photos import MIN_SIDE, list_photos
+
+        min_side = max(MIN_SIDE, int(suite.size or 0))  # never upscale a photo into a (soft) target
 
         photos: list[Photo] = []
         for d in dirs:
             if not Path(d).is_dir():
                 raise FileNotFoundError(f"photo folder {d} does not exist")
-            photos += [Photo(p.name, None, Path(p)) for p in list_photos(d)]
+            photos += [Photo(p.name, None, Path(p)) for p in list_photos(d, min_side=min_side)]
         if not photos:
-            raise FileNotFoundError(f"no usable photos in {', '.join(dirs)}")
+            raise FileNotFoundError(f"no usable photos of at least {min_side} px on the short side in {', '.join(dirs)}")
         return photos
     if suite.photos == "builtin":
         return [Photo(name, caption) for name, caption in BUILTIN_PHOTOS.items()]
