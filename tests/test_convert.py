@@ -51,8 +51,19 @@ def test_fixture_forward_case_matches_the_official_forward(converted, fixture_di
     assert (m.timestep_scale, m.cross_attn_rope_query, m.sampler_score_before_norm, m.rope_ntk, m.learn_sigma,
             m.train_tokens, m.sampler_keep, m.kv_heads) == (1.0, True, True, False, False, 100, 4, 2)
     c = load_file(fixture_dir / "forward_case.safetensors")
+    kept = []
+    hooks = [layer.sampler.register_forward_hook(lambda mod, args, sel: kept.append(sel)) for layer in model.dit.layers]
     out = _forward(model, c)
+    for h in hooks:
+        h.remove()
     torch.testing.assert_close(out, c["out"], atol=FORWARD_ATOL, rtol=0)
+    # the same semantic tokens kept in every block (items 0, 1; item 2 is a null image) and the same scores
+    # up to the dead constant bias the converter drops
+    for block, sel in enumerate(kept):
+        want = c["debug.sampler_keep_idx"][block]
+        assert torch.equal(sel.index[:2].sort(dim=-1).values, want[:2]), block
+        shift = c["debug.sampler_scores"][block, :2] - sel.logits[:2]
+        torch.testing.assert_close(shift, shift[:1, :1].expand_as(shift), atol=1e-4, rtol=0)
     # each official-behaviour switch is needed (the README's sensitivities: 1.76, 0.74, 3.84, 0.17)
     for layer in model.dit.layers:
         layer.attention.cross_rope_query = False
