@@ -173,3 +173,17 @@ def test_missing_parts_are_one_line_errors_naming_the_model(checkpoint, tmp_path
     with pytest.raises(ValueError, match="pixwizard-test/no-such-vae") as e:
         OfficialPipeline.from_pretrained(checkpoint, vae="pixwizard-test/no-such-vae")
     assert "\n" not in str(e.value)
+
+
+def test_bench_reports_step_time_and_memory(checkpoint):
+    from pixwizard.benchmarks.official import bench_official
+    from pixwizard.checkpoint import read_info
+
+    cfg = read_info(checkpoint).config.model
+    dit = bench_official("cpu", [64, 96], repeats=1, model_cfg=cfg)
+    assert set(dit["sizes"]) == {"64", "96"} and dit["branches"] == 2 and "DiT only" in dit["what"]
+    for size, row in dit["sizes"].items():
+        assert row["step_s"] > 0 and row["s_per_image"] == pytest.approx(row["step_s"] * 59, rel=0.01)
+        assert row["peak_mb"] > 0 and row["image_tokens"] == (int(size) // 16) ** 2
+    whole = bench_official("cpu", [64], repeats=1, exact=True, checkpoint=str(checkpoint), steps=2)
+    assert whole["branches"] == 3 and whole["sizes"]["64"]["s_per_image"] > 0

@@ -15,6 +15,11 @@ def register(sub) -> None:
     m.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     m.add_argument("--repeats", type=int, default=5, help="timed repeats per size; the median is shown (default 5)")
     m.add_argument("--quick", action="store_true", help="small sizes and few repeats (smoke check)")
+    m.add_argument("--checkpoint", help="--preset official: a converted checkpoint, to time the whole pipeline")
+    m.add_argument("--sizes", type=int, nargs="*", help="--preset official: bucket resolutions "
+                   "(default 512 768 1024 on a GPU, 256 on the CPU)")
+    m.add_argument("--offload", action="store_true", help="--preset official: sequential CPU offload of the parts")
+    m.add_argument("--exact", action="store_true", help="--preset official: three branches (exact-compat)")
     m.set_defaults(func=_model)
     d = bsub.add_parser("data", help="triplets per second per generator on one core")
     d.add_argument("--size", type=int, default=256, help="item side in pixels (default 256)")
@@ -50,6 +55,12 @@ def register(sub) -> None:
 
 
 def _model(args: argparse.Namespace) -> int:
+    if args.preset in ("official", "official-2b"):
+        from pixwizard.benchmarks.official import bench_official
+
+        print(json.dumps(bench_official(args.device, args.sizes, repeats=min(args.repeats, 3), exact=args.exact,
+                                        checkpoint=args.checkpoint, offload=args.offload), indent=2))
+        return 0
     from pixwizard.benchmarks.model import bench_model
 
     print(json.dumps(bench_model(args.preset, args.device, args.repeats, quick=args.quick), indent=2))
