@@ -25,8 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from pixwizard.imageio import save_image
-from pixwizard.outputs import write_typed_outputs
+from pixwizard.outputs import write_output_set
 from pixwizard.pipeline import PixWizardPipeline, PixWizardResult
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route
@@ -287,8 +286,7 @@ class Engine:
         if route is not None and route.low_confidence:
             result.notes.insert(0, f"the instruction was routed with low confidence: {route.message()}")
         folder = self.results_dir / job.id
-        image_path = save_image(folder / RESULT_NAME, result.image)
-        files = {"image": image_path, **write_typed_outputs(image_path, result.decoded, result.task)}
+        files = write_output_set(folder / RESULT_NAME, result.image, result.decoded, result.task)
         self._remember(folder)
         run_s = time.perf_counter() - start
         self._run_times.append(run_s)
