@@ -97,16 +97,24 @@ class OfficialPipeline:
     def from_pretrained(cls, checkpoint: str | Path, *, vae: str | None = None, text_encoder: str | None = None,
                         clip: str | None = None, device: str | None = None, precision: Precision = "auto",
                         settings: OfficialSettings | None = None, offload: bool = False,
-                        parts_dtype: torch.dtype | None = None) -> "OfficialPipeline":
+                        parts_dtype: torch.dtype | None = None,
+                        dit_dtype: torch.dtype | None = None) -> "OfficialPipeline":
         """Load a converted checkpoint (``pixwizard convert``) and its pretrained parts; ``vae``,
-        ``text_encoder`` (Gemma) and ``clip`` override the folders/hub ids in its config."""
-        model, info = load_official_model(checkpoint, clip=clip, dtype=None)
+        ``text_encoder`` (Gemma) and ``clip`` override the folders/hub ids in its config.
+        ``dit_dtype``: the DiT's weights (default bf16 on CUDA unless ``precision="fp32"``, else
+        float32); ``parts_dtype``: Gemma's and CLIP's (default: their checkpoints'); the VAE stays
+        float32 (the SDXL VAE overflows in float16)."""
+        if dit_dtype is None and resolve_device(device).type == "cuda" and precision != "fp32":
+            dit_dtype = torch.bfloat16
+        model, info = load_official_model(checkpoint, clip=clip, dtype=dit_dtype)
+        if parts_dtype is not None and model.semantic is not None:
+            model.semantic.to(parts_dtype)
         cfg = model.config
         text_cfg = dataclasses.replace(cfg.text, name_or_path=text_encoder or cfg.text.name_or_path,
                                        pooled_name_or_path=clip or cfg.text.pooled_name_or_path)
         codec_cfg = dataclasses.replace(cfg.codec, name_or_path=vae or cfg.codec.name_or_path)
         text = build_text_encoder(text_cfg, dtype=parts_dtype)
-        codec = build_codec(codec_cfg)  # fp32: the SDXL VAE overflows in fp16
+        codec = build_codec(codec_cfg)
         return cls(model, text, codec, device=device, precision=precision, settings=settings, offload=offload)
 
     @contextlib.contextmanager
