@@ -139,7 +139,9 @@ class JobQueue:
 class Engine:
     """Runs jobs one at a time on ``pipe`` in a worker thread.
 
-    ``route_fn`` maps an instruction to a :class:`Route` (default: ``pipe.route``).
+    ``route_fn`` maps an instruction to a :class:`Route` (default: ``pipe.route``). The engine
+    owns ``pipe`` from then on: it wraps its velocity function (progress, cancellation) and its
+    text encoder's ``encode`` (one call at a time).
     """
 
     def __init__(self, pipe: PixWizardPipeline, *, route_fn: RouteFn | None = None, queue_size: int = 16,
@@ -161,6 +163,7 @@ class Engine:
         self.started_at = time.time()
         self._run_times: deque[float] = deque(maxlen=20)
         self._wrap_velocity()
+        self._lock_text_encoder()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -304,6 +307,19 @@ class Engine:
             return None
         path = self.results_dir / job_id / name
         return path if path.is_file() else None
+
+    def _lock_text_encoder(self) -> None:
+        """One text encoding at a time: the UI routes instructions (through the shared text
+        encoder) while the worker encodes, and Hugging Face fast tokenizers are not thread-safe."""
+        encoder = self.pipe.text_encoder
+        encode = encoder.encode
+        lock = threading.Lock()
+
+        def locked(texts):
+            with lock:
+                return encode(texts)
+
+        encoder.encode = locked
 
     def _wrap_velocity(self) -> None:
         """Report sampler progress and honour cancellation at every model evaluation."""
