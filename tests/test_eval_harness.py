@@ -129,10 +129,11 @@ def test_blockiness_is_reported_for_every_task(tmp_path):
         assert mosaic["tasks"][task]["blockiness"] > 10 * identity["tasks"][task]["blockiness"], task
         assert 0.5 < identity["tasks"][task]["blockiness"] < 2.0, task  # the inputs know no grid
         assert "blockiness" not in identity["tasks"][task]["metrics"]  # kept apart from the task's metrics
+        assert mosaic["tasks"][task]["target_blockiness"] == identity["tasks"][task]["target_blockiness"] < 2.0
     per_item = json.loads((tmp_path / "out" / "mini" / "mosaic" / "item_scores.json").read_text())
     assert per_item["depth/0001"]["blockiness"] > 10
     text = write_report(tmp_path / "out" / "mini" / "mosaic").read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| depth | blockiness |"))
+    row = next(line for line in text.splitlines() if line.startswith("| depth | blockiness (target "))
     assert f"| {mosaic['tasks']['depth']['blockiness']:.2f} |" in row  # ours, then the identity run beside it
     # a model whose token covers 16 px is measured on its own grid, recorded in run.json
     coarse, _ = evaluate(suite, MosaicPredictor(16), tmp_path / "coarse", progress=False)
@@ -332,7 +333,8 @@ def test_paper_columns_only_where_benchmark_split_and_truth_match():
         assert s.protocol is None or (s.protocol in protocols() and s.protocol not in WITHHELD), s.name
         if s.protocol is None:
             assert "withheld" in s.description, s.name
-    assert load_suite("nyuv2-normals").protocol is None and "DERIVED FROM THE DEPTH" in load_suite("nyuv2-normals").description
+    normals = load_suite("nyuv2-normals")
+    assert normals.protocol is None and "DERIVED FROM THE DEPTH" in normals.description
     assert load_suite("magicbrush").protocol is None and load_suite("rain100l").protocol == "rain100l"
     metrics = {"suite": "nyuv2-normals", "protocol": None, "tasks": {"normals": {
         "domain": "dense", "n_items": 1, "metrics": {"mean_angle": 30.0}, "metric_order": ["mean_angle"],

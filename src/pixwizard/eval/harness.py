@@ -37,7 +37,9 @@ across the token grid's borders over the mean inside, <= 1.1 = no visible grid),
 items in ``tasks[task]["blockiness"]`` (kept apart from the task's own ``metrics``) and per item
 in ``item_scores.json``; the grid is the predictor's ``block_size`` (the model's patch size times
 its codec's downsample; ``DEFAULT_BLOCK`` = 8, the tiny model's, for baselines), recorded in
-``run.json`` and ``metrics.json["block_size"]``.
+``run.json`` and ``metrics.json["block_size"]``. ``target_blockiness`` is the same measure on the
+targets: the level the content itself has on that grid (small items with a few strong edges, JPEG
+and super-resolution inputs, renders of boxes can sit above 1.1 without any model).
 """
 
 from __future__ import annotations
@@ -473,6 +475,7 @@ class _TaskScore:
     n_items: int = 0
     missing: dict[str, str] = field(default_factory=dict)
     blockiness: MeanOf = field(default_factory=lambda: MeanOf(grid_blockiness))  # of every output (module doc)
+    target_blockiness: MeanOf = field(default_factory=lambda: MeanOf(grid_blockiness))  # the same on the targets
 
 
 def _new_accumulator(suite: SuiteConfig, task: str, metric: str, score: _TaskScore) -> Any:
@@ -493,8 +496,8 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
     """Phase 2: score every predicted item; returns (and writes) the metrics.json content."""
     run = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
     block = int(run.get("block_size", DEFAULT_BLOCK))
-    scores = {t: _TaskScore(suite.task_metrics(t), blockiness=MeanOf(grid_blockiness, {"block": block}))
-              for t in suite.tasks}
+    scores = {t: _TaskScore(suite.task_metrics(t), blockiness=MeanOf(grid_blockiness, {"block": block}),
+                            target_blockiness=MeanOf(grid_blockiness, {"block": block})) for t in suite.tasks}
     per_item: dict[str, dict[str, Any]] = {}
     for ref in refs:
         folder, score = item_dir(run_dir, ref), scores[ref.task]
@@ -529,6 +532,7 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
         try:
             score.blockiness.update(view.output)
             item_scores["blockiness"] = score.blockiness.values[-1]
+            score.target_blockiness.update(view.target)
         except ValueError as e:  # an output no larger than one token
             score.item_errors.setdefault("blockiness", {"count": 0, "first": f"{ref.key}: {e}"})["count"] += 1
         per_item[ref.key] = item_scores
@@ -547,6 +551,7 @@ def score_run(suite: SuiteConfig, run_dir: Path, refs: Iterable[ItemRef]) -> dic
             "metric_order": list(score.metrics), "skipped": score.skipped, "item_errors": score.item_errors,
             "missing": score.missing,
             "blockiness": score.blockiness.compute() if score.blockiness.values else None,
+            "target_blockiness": score.target_blockiness.compute() if score.target_blockiness.values else None,
         }
     write_json(run_dir / METRICS_JSON, result)
     write_json(run_dir / "item_scores.json", per_item)

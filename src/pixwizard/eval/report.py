@@ -105,7 +105,8 @@ def render_markdown(metrics: dict[str, Any], run: dict[str, Any], others: list[t
                              + " |")
             if "blockiness" in r:  # the outputs' patch-grid visibility (runs scored before it existed lack it)
                 theirs = [fmt(o["tasks"].get(task, {}).get("blockiness")) for _, o in others]
-                lines.append("| " + " | ".join([task, "blockiness", "↓", str(r["n_items"]), fmt(r["blockiness"]),
+                label = "blockiness" + (f" (target {fmt(r['target_blockiness'])})" if "target_blockiness" in r else "")
+                lines.append("| " + " | ".join([task, label, "↓", str(r["n_items"]), fmt(r["blockiness"]),
                                                 *theirs, NA_PROTOCOL if protocol is None else "-"]) + " |")
             notes += [f"- `{task}` {m} skipped: {why}" for m, why in r["skipped"].items()]
             notes += [f"- `{task}` {m}: {e['count']} item(s) unscored, e.g. {e['first']}"

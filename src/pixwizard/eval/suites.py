@@ -343,7 +343,8 @@ def resolve_photos(suite: SuiteConfig, photo_dirs: list[str] | None = None) -> l
                 raise FileNotFoundError(f"photo folder {d} does not exist")
             photos += [Photo(p.name, None, Path(p)) for p in list_photos(d, min_side=min_side)]
         if not photos:
-            raise FileNotFoundError(f"no usable photos of at least {min_side} px on the short side in {', '.join(dirs)}")
+            raise FileNotFoundError(f"no usable photos of at least {min_side} px on the short side in "
+                                    f"{', '.join(dirs)}")
         return photos
     if suite.photos == "builtin":
         return [Photo(name, caption) for name, caption in BUILTIN_PHOTOS.items()]
