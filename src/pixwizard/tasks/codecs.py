@@ -36,7 +36,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
 from pixwizard.data.sample import Sample
 from pixwizard.tasks.colours import colour_rgb
@@ -218,7 +217,16 @@ class SemsegCodec:
 
     def __init__(self, palette: np.ndarray = SEMSEG_PALETTE) -> None:
         self.palette = palette
-        self._tree = cKDTree(palette.astype(np.float32))
+        self._kdtree = None
+
+    @property
+    def _tree(self):
+        """The palette's k-d tree, built on first decode (scipy is imported only then: faster start)."""
+        if self._kdtree is None:
+            from scipy.spatial import cKDTree
+
+            self._kdtree = cKDTree(self.palette.astype(np.float32))
+        return self._kdtree
 
     def encode(self, sample: Sample) -> np.ndarray:
         labels = np.asarray(_truth(sample, "labels", self.name))

@@ -305,11 +305,18 @@ def load_pretrained(loader: Callable[..., Any], path: str, what: str, **kw) -> A
     looks_local = os.path.isabs(path) or path.startswith((".", "~"))
     if looks_local and not os.path.exists(os.path.expanduser(path)):
         raise FileNotFoundError(f"{what} folder not found: {path}")
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every run
     try:
         return loader.from_pretrained(os.path.expanduser(path), **kw)
     except (OSError, ValueError) as e:
         msg = " ".join(str(e).split())
         raise ValueError(f"cannot load {what} from {path!r}: {msg}") from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def _load_tokenizer(path: str, what: str, **kw):
@@ -325,6 +332,11 @@ def _load_tokenizer(path: str, what: str, **kw):
 
 
 def _build_minilm(cfg: TextEncoderConfig, dtype, cache_size) -> FrozenTextEncoder:
+    if cfg.name_or_path is None:  # the packaged MiniLM: plain torch, no transformers import (faster start)
+        from pixwizard.model.encoders.minilm_light import load_light_minilm
+
+        tok, model = load_light_minilm(minilm_path(), dtype)
+        return MiniLMTextEncoder(tok, model, max_length=cfg.max_length, layer=cfg.layer, cache_size=cache_size)
     from transformers import AutoModel
 
     path = cfg.name_or_path or minilm_path()
