@@ -95,3 +95,33 @@ def test_upload_run_read_and_download_the_mask(served, browser, tmp_path):
     outside = [u for u in requests if not u.startswith((url, "data:", "blob:"))]
     assert not outside, f"the page fetched from outside the server: {outside[:3]}"
     page.close()
+
+
+def test_errors_are_shown_and_advanced_options_and_task_override_apply(served, browser, tmp_path):
+    url, _ = served
+    source = tmp_path / "input.png"
+    source.write_bytes(png_bytes(48, 64, seed=8))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{url}/ui/")
+    instruction = page.locator("#instruction textarea, #instruction input").first
+    instruction.wait_for(timeout=60_000)
+    instruction.fill("remove the noise")
+    instruction.press("Enter")  # no image yet
+    page.get_by_text("Add an image first").first.wait_for(timeout=20_000)
+
+    page.set_input_files("#input-image input[type=file]", str(source))
+    page.get_by_text("Advanced").click()
+    for selector, value in (("#steps input[type=number]", "1"), ("#seed input", "5")):
+        page.locator(selector).fill(value)
+        page.locator(selector).press("Tab")
+    task = page.locator("#task input")
+    task.click()
+    task.fill("Depth estimation")
+    page.get_by_role("option", name="Depth estimation (depth)").click()
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('64x48')", timeout=60_000)
+    status = page.locator("#status").inner_text()
+    assert "depth (given)" in status and "1 steps" in status and "seed 5" in status
+    names = page.locator("#downloads a[download]").evaluate_all("els => els.map(e => e.getAttribute('download'))")
+    assert sorted(names) == ["result.depth.npy", "result.depth16.png", "result.png"]
+    page.close()
