@@ -120,7 +120,8 @@ def _release_folder(fixture_dir: Path, folder: Path, dtype=torch.float32, args: 
 def test_release_and_export_layouts_convert_to_the_same_file(fixture_dir, converted, tmp_path, layout):
     folder = _release_folder(fixture_dir, tmp_path / "release")
     if layout == "export":
-        save_file(torch.load(folder / "consolidated_ema.00-of-01.pth", weights_only=True), tmp_path / "release" / "sd.safetensors")
+        state = torch.load(folder / "consolidated_ema.00-of-01.pth", weights_only=True)
+        save_file(state, tmp_path / "release" / "sd.safetensors")
         (folder / "consolidated_ema.00-of-01.pth").unlink()
     out = tmp_path / "out.safetensors"
     convert(folder, out)

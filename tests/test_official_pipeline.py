@@ -33,7 +33,8 @@ def _tokenizer(folder, with_pad=True) -> int:
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = processors.TemplateProcessing(single="[BOS] $A [EOS]", special_tokens=[("[BOS]", 4), ("[EOS]", 3)])
+    tk.post_processor = processors.TemplateProcessing(single="[BOS] $A [EOS]",
+                                                      special_tokens=[("[BOS]", 4), ("[EOS]", 3)])
     kw = {"pad_token": "[PAD]"} if with_pad else {}
     PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
                             **kw).save_pretrained(folder)

@@ -55,7 +55,8 @@ def _step_inputs(cfg, size: int, branches: int, device, dtype, text_len: int = 3
                 text_tokens=torch.randn(branches, text_len, cfg.text_dim, generator=g, device=device, dtype=dtype),
                 text_mask=torch.ones(branches, text_len, dtype=torch.bool, device=device),
                 text_pooled=torch.randn(branches, cfg.task_dim, generator=g, device=device, dtype=dtype),
-                semantic=torch.randn(branches, 576 if cfg.semantic_dim == 1024 else 16, cfg.semantic_dim, generator=g, device=device, dtype=dtype))
+                semantic=torch.randn(branches, 576 if cfg.semantic_dim == 1024 else 16, cfg.semantic_dim,
+                                     generator=g, device=device, dtype=dtype))
 
 
 def bench_official(device: str | None = None, sizes: list[int] | None = None, repeats: int = 3,

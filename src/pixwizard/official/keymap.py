@@ -156,7 +156,8 @@ def plan(shapes: dict[str, tuple[int, ...]], *, head_dim: int, patch: int, chann
                 return torch.cat([permute_heads(t, head_dim) if rot else t for t, rot in zip(ts, flags)])
 
             entries.append(Entry(pre + ours, srcs, (rows, cols), fuse))
-    rows = final_layer_rows(shapes["final_layer.linear.bias"][0], patch, channels) if "final_layer.linear.bias" in shapes else None
+    bias = shapes.get("final_layer.linear.bias")
+    rows = final_layer_rows(bias[0], patch, channels) if bias else None
     for k in _FINAL:
         shape = tuple(shapes.get(k, ()))
         if rows is not None and shape:
