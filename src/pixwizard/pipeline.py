@@ -154,6 +154,8 @@ class PixWizardPipeline:
         pipe = cls(model, build_text_encoder(cfg.text, device=str(dev)), build_codec(cfg.codec).to(dev),
                    device=dev, precision=precision, untrained=untrained)
         pipe.notice = notice
+        if cfg.name.startswith("official"):  # the released 2B (pixwizard convert) runs near 768^2, its attention
+            pipe.work_max_pixels = 768 * 768  # base; its exact inference: pixwizard.official.pipeline
         return pipe
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
