@@ -188,3 +188,12 @@ def test_bench_reports_step_time_and_memory(checkpoint):
         assert row["peak_mb"] > 0 and row["image_tokens"] == (int(size) // 16) ** 2
     whole = bench_official("cpu", [64], repeats=1, exact=True, checkpoint=str(checkpoint), steps=2)
     assert whole["branches"] == 3 and whole["sizes"]["64"]["s_per_image"] > 0
+
+
+def test_the_ordinary_pipeline_runs_a_converted_checkpoint_near_768(checkpoint):
+    from pixwizard.pipeline import PixWizardPipeline
+
+    pipe = PixWizardPipeline.from_pretrained(checkpoint, device="cpu", precision="fp32")
+    assert pipe.work_max_pixels == 768 * 768
+    res = pipe(_image(), "remove the rain", steps=2, decode=False)
+    assert res.image.shape == (40, 56, 3) and res.working_size == (40, 56)
