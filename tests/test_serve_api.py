@@ -100,6 +100,9 @@ def test_malformed_options_and_missing_parts_are_422(client):
     assert r.status_code == 422 and r.json()["detail"].startswith("options:")
     r = client.post("/v1/run", data={"options": options_json(instruction="denoise")})
     assert r.status_code == 422 and "image" in r.json()["detail"]
+    r = client.post("/v1/run", content=b"garbage", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["detail"]
+    assert "400" in client.get("/openapi.json").json()["paths"]["/v1/run"]["post"]["responses"]
 
 
 def test_upload_and_pixel_limits_are_413(pipe):

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 MEDIA_TYPES = {".png": "image/png", ".json": "application/json", ".npy": "application/octet-stream"}
 OPTIONS_EXAMPLE = '{"instruction": "remove the noise", "steps": 2, "seed": 0}'
 ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
-    (413, "the upload or the image is over the limit"), (422, "bad options or not a readable image"),
+    (400, "a malformed multipart body"), (413, "the upload or the image is over the limit"), (422, "bad options or not a readable image"),
     (429, "the queue is full: retry after Retry-After seconds"),
     (503, "the model worker is not running, or the request timed out and was cancelled"))}
 

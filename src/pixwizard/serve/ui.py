@@ -148,6 +148,7 @@ def build_ui(engine: Engine, config: ServeConfig):
 
 def mount_ui(app, engine: Engine, config: ServeConfig) -> None:
     """Mount the UI at ``/ui``; Gradio's uploads obey the same byte limit as the API."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing phones home
     import gradio as gr
 
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)  # no web fonts: works offline
