@@ -46,11 +46,14 @@ def _route(args: argparse.Namespace) -> int:
     route = default_router().route(args.instruction, threshold=args.threshold)
     if args.json:
         print(json.dumps({"task": route.task, "confidence": round(route.confidence, 4),
-                          "low_confidence": route.low_confidence,
+                          "low_confidence": route.low_confidence, "no_match": route.no_match,
+                          "similarity": None if route.similarity is None else round(route.similarity, 4),
                           "alternatives": [[t, round(p, 4)] for t, p in route.alternatives]}))
     else:
         print(f"{route.task}\t{route.confidence:.2f}")
-    if route.low_confidence:
+    if route.no_match:
+        print(f"warning: {route.message()}", file=sys.stderr)
+    elif route.low_confidence:
         close = ", ".join(f"{t} ({p:.2f})" for t, p in route.alternatives)
         print(f"warning: low confidence {route.confidence:.2f} for {route.task}; closest tasks: {close}",
               file=sys.stderr)

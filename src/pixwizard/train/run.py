@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="built dataset directory for all stages, or one per stage in order")
     parser.add_argument("--out", required=True, help="run directory (config, checkpoints, metrics, model)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="also log loss, per-task losses, lr and samples/s to TensorBoard in DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it shows on a terminal)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this global step (schedule unchanged)")
     parser.add_argument("--steps", type=int, default=None, help="rescale the preset's plan to this many steps")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; saves a checkpoint and stops")
@@ -94,7 +97,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
                       minutes=args.minutes, init=args.init, device=args.device,
-                      online_workers=args.online_workers)
+                      online_workers=args.online_workers, progress=False if args.no_progress else None,
+                      tensorboard=args.tensorboard)
+    if args.tensorboard:
+        from pixwizard.train.progress import tensorboard_writer
+
+        tensorboard_writer(args.tensorboard).close()  # a missing package is told now, not after setup
     try:
         result = train(cfg, opts)
     finally:

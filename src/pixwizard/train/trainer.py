@@ -42,6 +42,7 @@ from pixwizard.train.data import Batch, BatchStream, Prefetcher, check_mixture, 
 from pixwizard.train.ema import EMA
 from pixwizard.train.online import MixedStream, OnlineSource
 from pixwizard.train.log import MetricsLogger, draw_loss_curve
+from pixwizard.train.progress import TrainProgress
 from pixwizard.train.parallel import (DistInfo, all_reduce_sum, any_rank, gather_objects, init_distributed,
                                       replica_fingerprint, resolve_strategy, wrap_model)
 from pixwizard.train.schedule import learning_rate
@@ -65,6 +66,8 @@ class RunOptions:
     device: str | None = None  # None = CUDA when present, else CPU
     handle_signals: bool = True  # SIGTERM/SIGINT save a checkpoint and stop
     online_workers: int = 1  # processes making online photo items ahead (0 = in the training process)
+    progress: bool | None = None  # progress bar: None = when stderr is a terminal (main process only)
+    tensorboard: str | Path | None = None  # also log the metrics lines as TensorBoard scalars here
 
 
 @dataclass
@@ -174,6 +177,7 @@ class Trainer:
         self.generators = {"cpu": self.gen, "device": self.dev_gen}
         self.task_index = {t: i for i, t in enumerate((*task_ids(), OTHER_TASK))}
         self.logger = MetricsLogger(self.out / "metrics.jsonl", enabled=self.info.is_main)
+        self.progress = TrainProgress(0, enabled=False)  # run() opens the real one
         self.step = 0
         self.samples = 0
         self.stream: BatchStream | Prefetcher | None = None
@@ -326,11 +330,14 @@ class Trainer:
             if counts[i] > 0:
                 record[f"loss/{task}"] = float(sums[i] / counts[i])
         self.logger.log(record)
+        self.progress.log(record)
 
     def run(self) -> TrainResult:
         cfg, opts = self.cfg, self.opts
         rank_state = self._prepare_run_dir()
         end = cfg.total_steps if opts.max_steps is None else min(cfg.total_steps, opts.max_steps)
+        self.progress = TrainProgress(end, self.step, enabled=self.info.is_main and opts.progress is not False,
+                                      bar=opts.progress, tensorboard=opts.tensorboard)
         stopper = _StopSignal(opts.handle_signals)
         started = time.monotonic()
         deadline = None if opts.minutes is None else started + 60.0 * opts.minutes
@@ -351,6 +358,7 @@ class Trainer:
                                task_count=acc["task_count"] + out["task_count"], lr=out["lr"],
                                grad_norm=out["grad_norm"])
                 window_steps += 1
+                self.progress.step()
                 if self.step % cfg.log_every == 0 or self.step == end:
                     self._log(acc, window_steps, time.monotonic() - window_start, started)
                     acc, window_steps, window_start = None, 0, time.monotonic()
@@ -367,6 +375,7 @@ class Trainer:
                     last_ckpt = self._save()
         finally:
             stopper.restore()
+            self.progress.close()
             if isinstance(self.stream, (Prefetcher, MixedStream)):
                 self.stream.close()
         fingerprints = self._fingerprints()
