@@ -1,0 +1,53 @@
+"""``pixwizard curve``: the training campaign's learning curve and compute ledger.
+
+``pixwizard curve add --label L --samples N --cpu-hours H EVAL_RUN...`` summarises ``pixwizard eval``
+run folders into a ledger row; ``pixwizard curve show`` prints the ledger as a markdown table and
+draws the plot (``--plot PNG``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_LEDGER = "docs/learning-curve.json"
+
+
+def _add(args: argparse.Namespace) -> int:
+    from pixwizard.train.curve import add_row, load_ledger, save_ledger, summarize_eval
+
+    suites = dict(summarize_eval(d) for d in args.eval_runs)
+    row = {"label": args.label, "samples": args.samples, "cpu_hours": args.cpu_hours, "machine": args.machine,
+           "precision": args.precision, "note": args.note, "suites": suites}
+    save_ledger(add_row(load_ledger(args.ledger), row), args.ledger)
+    print(f"{args.ledger}: row {args.label!r} with {', '.join(sorted(suites))}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from pixwizard.train.curve import draw_learning_curve, load_ledger, markdown_table
+
+    ledger = load_ledger(args.ledger)
+    print(markdown_table(ledger), end="")
+    if args.plot:
+        print(f"wrote {draw_learning_curve(ledger, args.plot)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("curve", help="learning curve and compute ledger of the training campaign",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="curve_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add (or replace) a checkpoint's row from eval run folders")
+    add.add_argument("eval_runs", nargs="+", metavar="EVAL_RUN", help="pixwizard eval run folders (OUT/SUITE/MODEL)")
+    add.add_argument("--label", required=True, help="the checkpoint's name in the table")
+    add.add_argument("--samples", type=int, required=True, help="training samples behind the weights (cumulative)")
+    add.add_argument("--cpu-hours", type=float, required=True, help="training hours behind the weights (cumulative)")
+    add.add_argument("--machine", default="", help="machine kind, e.g. '2 cores, AMX'")
+    add.add_argument("--precision", default="", help="training precision (fp32, bf16)")
+    add.add_argument("--note", default="", help="what this stretch changed")
+    add.add_argument("--ledger", default=DEFAULT_LEDGER, help=f"ledger JSON (default {DEFAULT_LEDGER})")
+    add.set_defaults(func=_add)
+    show = sub.add_parser("show", help="print the ledger as a markdown table, optionally draw it")
+    show.add_argument("--ledger", default=DEFAULT_LEDGER, help=f"ledger JSON (default {DEFAULT_LEDGER})")
+    show.add_argument("--plot", default=None, metavar="PNG", help="also draw the learning curve here")
+    show.set_defaults(func=_show)
