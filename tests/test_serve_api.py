@@ -174,3 +174,12 @@ def test_serve_binds_loopback_unless_told():
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
     assert not ServeConfig(host="0.0.0.0").loopback
+
+
+def test_serve_refuses_bad_settings_in_one_line_before_loading(capsys, tmp_path):
+    from pixwizard.cli import main
+
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["serve", "--queue", "0"]) == 2
+    assert "queue_size must be at least 1" in capsys.readouterr().err

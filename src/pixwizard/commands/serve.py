@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         shown = f"[{config.host}]" if ":" in config.host else config.host
         where = "" if args.no_ui else f"web UI http://{shown}:{config.port}/ui/ · "
-        print(f"pixwizard serve: {where}API http://{shown}:{config.port}/docs · model {name} on {pipe.device}",
+        print(f"pixwizard serve: {where}API http://{shown}:{config.port}/v1/run (OpenAPI at /openapi.json) · "
+              f"model {name} on {pipe.device}",
               file=sys.stderr)
         serve_forever(app, config.host, config.port)
     return 0

@@ -192,9 +192,11 @@ def create_app(engine: Engine, config: ServeConfig = ServeConfig(), *, ui: bool 
             job.cancel()
             raise HTTPException(503, f"the request did not finish within {config.timeout_s:g} s and was cancelled",
                                 headers={"Retry-After": "5"}) from None
-        except (Unavailable, Cancelled, asyncio.CancelledError) as e:
+        except asyncio.CancelledError:  # this request's task was cancelled (server shutting down)
             job.cancel()
-            raise HTTPException(503, f"the request was not run: {e or 'cancelled'}") from None
+            raise
+        except (Unavailable, Cancelled) as e:
+            raise HTTPException(503, f"the request was not run: {e}", headers={"Retry-After": "5"}) from None
         except ValueError as e:  # the pipeline's one-line input errors
             raise HTTPException(422, str(e)) from None
         return await run_in_threadpool(run_response, jr)
