@@ -47,13 +47,23 @@ class FastBertTokenizer:
         return {"input_ids": ids, "attention_mask": mask}
 
 
+class _Linear(nn.Linear):
+    def reset_parameters(self) -> None:  # no random initialisation: every weight comes from the file
+        pass
+
+
+class _Embedding(nn.Embedding):
+    def reset_parameters(self) -> None:
+        pass
+
+
 class _Layer(nn.Module):
     def __init__(self, d: int, heads: int, inner: int, eps: float) -> None:
         super().__init__()
         self.heads = heads
-        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
-        self.attn_out, self.attn_norm = nn.Linear(d, d), nn.LayerNorm(d, eps=eps)
-        self.inner, self.out, self.out_norm = nn.Linear(d, inner), nn.Linear(inner, d), nn.LayerNorm(d, eps=eps)
+        self.query, self.key, self.value = _Linear(d, d), _Linear(d, d), _Linear(d, d)
+        self.attn_out, self.attn_norm = _Linear(d, d), nn.LayerNorm(d, eps=eps)
+        self.inner, self.out, self.out_norm = _Linear(d, inner), _Linear(inner, d), nn.LayerNorm(d, eps=eps)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -77,9 +87,9 @@ class LightBert(nn.Module):
             raise ValueError("the light MiniLM supports BERT with gelu and absolute positions only")
         d, eps = config["hidden_size"], config["layer_norm_eps"]
         self.config = SimpleNamespace(**config)
-        self.word = nn.Embedding(config["vocab_size"], d)
-        self.position = nn.Embedding(config["max_position_embeddings"], d)
-        self.token_type = nn.Embedding(config["type_vocab_size"], d)
+        self.word = _Embedding(config["vocab_size"], d)
+        self.position = _Embedding(config["max_position_embeddings"], d)
+        self.token_type = _Embedding(config["type_vocab_size"], d)
         self.norm = nn.LayerNorm(d, eps=eps)
         self.layers = nn.ModuleList(_Layer(d, config["num_attention_heads"], config["intermediate_size"], eps)
                                     for _ in range(config["num_hidden_layers"]))
@@ -114,7 +124,7 @@ class LightBert(nn.Module):
         missing = [k for k in names if k not in state]
         if missing:
             raise ValueError(f"not a BERT checkpoint: missing {missing[:3]}")
-        self.load_state_dict({dst: state[src] for src, dst in names.items()}, strict=True)
+        self.load_state_dict({dst: state[src] for src, dst in names.items()}, strict=True, assign=True)
 
 
 def load_light_minilm(folder: str, dtype: torch.dtype | None = None) -> tuple[FastBertTokenizer, LightBert]:
@@ -127,8 +137,7 @@ def load_light_minilm(folder: str, dtype: torch.dtype | None = None) -> tuple[Fa
             raise FileNotFoundError(f"MiniLM file not found: {os.path.join(folder, name)}")
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)
-    with torch.random.fork_rng(devices=[]):  # the throw-away initialisation leaves the global RNG alone
-        model = LightBert(config)  # (a meta-device build would import torch._dynamo: slower)
+    model = LightBert(config)  # uninitialised (a meta-device build would import torch._dynamo: slower)
     model.load_bert_state(load_file(os.path.join(folder, "model.safetensors")))
     if dtype is not None:
         model = model.to(dtype)
