@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from pixwizard.checkpoint import load_model
+from pixwizard.checkpoint import load_model, read_info
 from pixwizard.cli import main
 from pixwizard.official.convert import convert
 from pixwizard.official.safetensors_stream import TensorSpec, write_streaming
@@ -170,6 +170,9 @@ def test_errors_are_one_line_and_nothing_else_is_unpickled(fixture_dir, tmp_path
     with open(evil / "model_args.pth", "wb") as f:
         pickle.dump(Boom(), f)
     assert "refusing to unpickle" in run(evil)
+    assert main(["convert", str(evil), "-o", str(out), "--ignore-args"]) == 0  # sizes from the tensors
+    assert read_info(out).config.model.sampler_keep == 256 and "pwned" not in capfd.readouterr().out
+    out.unlink()
     torch.save(argparse.Namespace(model="x"), evil / "model_args.pth")
     torch.save({"w": Boom()}, evil / "consolidated_ema.00-of-01.pth")
     assert "refusing to unpickle" in run(evil)

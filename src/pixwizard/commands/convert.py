@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--text-encoder", default=None, help="Gemma-2B folder or hub id (default google/gemma-2b)")
     p.add_argument("--clip", default=None,
                    help="CLIP-L/14-336 folder or hub id (default openai/clip-vit-large-patch14-336)")
+    p.add_argument("--ignore-args", action="store_true",
+                   help="do not read model_args.pth/json (e.g. when it holds more than a plain Namespace): sizes "
+                        "come from the tensors, 256 kept semantic tokens as released")
     p.set_defaults(func=_run)
 
 
@@ -45,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\r{i}/{n} tensors", end="\n" if i == n else "", file=sys.stderr)
 
     cfg = convert(args.source, args.out, dtype=args.dtype, resolution=args.resolution, parts=parts,
-                  progress=progress)
+                  progress=progress, read_args=not args.ignore_args)
     m = cfg.model
     print(f"wrote {args.out}: {cfg.name}, {m.depth} blocks, width {m.dim}, {m.heads}/{m.kv_heads} heads, "
           f"patch {m.patch_size}, attention base {m.train_tokens} tokens")

@@ -124,12 +124,14 @@ def official_config(shapes: dict[str, tuple[int, ...]], args: dict[str, Any], *,
 
 
 def convert(src: str | Path, out: str | Path, *, dtype: str = "auto", resolution: int = DEFAULT_RESOLUTION,
-            parts: Parts | None = None, progress: Callable[[int, int], None] | None = None) -> PixWizardConfig:
+            parts: Parts | None = None, progress: Callable[[int, int], None] | None = None,
+            read_args: bool = True) -> PixWizardConfig:
     """Convert the official checkpoint at ``src`` into ``out`` (safetensors). ``dtype``: ``auto``
-    (the source's own), ``fp32``, ``bf16`` or ``fp16``. Returns the written config."""
+    (the source's own), ``fp32``, ``bf16`` or ``fp16``; ``read_args=False`` ignores
+    ``model_args.*``. Returns the written config."""
     if dtype != "auto" and dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
-    with open_official(src) as source:
+    with open_official(src, read_args=read_args) as source:
         return _convert(source, Path(out), dtype, resolution, parts, progress)
 
 

@@ -135,8 +135,10 @@ def _find(folder: Path) -> tuple[Path, Path | None]:
                      f"a safetensors export, or model_args.json + {FIXTURE_STATE})")
 
 
-def open_official(path: str | Path) -> OfficialSource:
-    """Open an official checkpoint folder or state-dict file (see the module docstring)."""
+def open_official(path: str | Path, *, read_args: bool = True) -> OfficialSource:
+    """Open an official checkpoint folder or state-dict file (see the module docstring).
+    ``read_args=False`` ignores the arguments file (sizes come from the tensors; the kept semantic
+    tokens default to the release's 256)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"official checkpoint not found: {p}")
@@ -146,7 +148,7 @@ def open_official(path: str | Path) -> OfficialSource:
         state = p
         args_file = next((p.parent / n for n in ("model_args.pth", "model_args.json")
                           if (p.parent / n).is_file()), None)
-    args = read_model_args(args_file) if args_file is not None else {}
+    args = read_model_args(args_file) if args_file is not None and read_args else {}
     if state.suffix == ".safetensors":
         shapes, dtypes, get, close = _open_safetensors(state)
     elif state.suffix in (".pth", ".pt", ".bin"):
