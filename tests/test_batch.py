@@ -123,6 +123,13 @@ def test_manifest_per_item_settings_and_glob(ckpt, photos, tmp_path, capsys):
     assert run(str(photos / "*.png"), "denoise", "-o", glob_out, "--checkpoint", ckpt, "--task", "denoise",
                "--steps", "1") == 0
     assert sorted(p.name for p in glob_out.glob("*.png")) == ["a.png", "c.png"]
+    # an output folder under the pattern: its results are never taken as inputs on the next run
+    inner = photos / "out"
+    for _ in range(2):
+        assert run(str(photos / "**" / "*.png"), "denoise", "-o", inner, "--checkpoint", ckpt, "--task", "denoise",
+                   "--steps", "1") == 0
+    assert sorted(p.name for p in inner.glob("*.png")) == ["a.png", "c.png"]
+    assert "0 written, 2 already done" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_bad_batches_fail_in_one_line_before_the_model_loads(ckpt, photos, tmp_path, capsys, monkeypatch):

@@ -79,7 +79,9 @@ def collect_items(source: str, instruction: str | None, out: Path, seed: int) ->
     else:
         found = [Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()]
     suffixes = _image_suffixes()
-    images = sorted((p for p in found if p.suffix.lower() in suffixes), key=lambda p: str(p))
+    inside_out = out.resolve()  # results of an earlier run under the pattern are not inputs
+    images = sorted((p for p in found if p.suffix.lower() in suffixes and inside_out not in p.resolve().parents),
+                    key=lambda p: str(p))
     if not images:
         raise ValueError(f"no image files in {source}")
     return [Item(p, instruction, o, seed) for p, o in zip(images, _out_names(images, out))]
