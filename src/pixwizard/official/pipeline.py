@@ -8,8 +8,9 @@ gives 576 semantic tokens (bicubic, ``align_corners=True``, no antialias, no CLS
 time points, text scale 4, image scale 1; proportional attention with base (bucket // 16)^2.
 
 ``exact_compat=True`` also reproduces the original's quirks: guidance on latent channels 0-2
-only, Gumbel noise in the token sampler at inference, all three branches evaluated, the output
-left at the bucket size and quantised by truncation. By default we guide every channel, select
+only, Gumbel noise in the token sampler at inference, all three branches evaluated, the VAE and
+CLIP under the same autocast as the DiT, the output left at the bucket size and quantised by
+truncation. By default we guide every channel, select
 tokens deterministically, skip the null branch when the image scale is 1 (it cancels), and
 return the image at the input's exact size (docs/official-checkpoint.md).
 
@@ -154,14 +155,16 @@ class OfficialPipeline:
         pixels = torch.from_numpy(np.array(pil.resize((bw, bh), resample=Image.LANCZOS))).permute(2, 0, 1)[None]
         pixels = (pixels.float() / 127.5 - 1.0).to(self.device)
         gen = torch.Generator().manual_seed(int(seed))
-        with self._on_device(self.codec) as codec:
+        # the original runs everything (VAE and CLIP too) under its bf16 autocast; we keep the parts in fp32
+        parts_cast = autocast(self.device, self.precision) if s.exact_compat else contextlib.nullcontext()
+        with self._on_device(self.codec) as codec, parts_cast:
             if s.posterior == "sample":
                 dgen = torch.Generator(device=self.device).manual_seed(int(seed) + 1)
                 cond = codec.encode(pixels, generator=dgen)
             else:
                 cond = codec.encode(pixels)
-        with self._on_device(self.model.semantic):
-            sem = self.model.encode_semantic(pixels)
+        with self._on_device(self.model.semantic), parts_cast:
+            sem = self.model.encode_semantic(pixels).float()
         with self._on_device(self.text_encoder) as te:
             text = te.encode([instruction, "", ""]).to(self.device)
         z1 = torch.randn(cond.shape, generator=gen).to(self.device)
@@ -188,7 +191,7 @@ class OfficialPipeline:
                             guided_channels=3 if s.exact_compat else None)
         finally:
             self._gumbel(False)
-        with self._on_device(self.codec) as codec:
+        with self._on_device(self.codec) as codec, parts_cast:
             decoded = codec.decode(latent)
         x = ((decoded[0].float() + 1.0) / 2.0).clamp(0.0, 1.0)
         if s.exact_compat:  # torchvision's to_pil_image: x * 255 truncated to uint8, bucket size
