@@ -115,3 +115,16 @@ def test_timestep_scale_default_is_ours_and_one_is_unscaled():
     torch.testing.assert_close(f1[:, 0], torch.cos(t))  # cos first, lowest frequency 1, t as is
     torch.testing.assert_close(f1000, f1, atol=1e-6, rtol=0)  # the default multiplies t by 1000
     assert (TimestepEmbedder(8, freq_dim=16).features(t) - f1).abs().max() > 0.1
+
+
+def test_the_documented_fine_tuning_overrides_give_the_official_model():
+    import json
+    import re
+    from pathlib import Path
+
+    from pixwizard.train.config import preset as train_preset
+
+    doc = (Path(__file__).parents[1] / "docs" / "official-checkpoint.md").read_text()
+    overrides = json.loads(re.search(r"--model-overrides '(.*?)'", doc, re.S).group(1))
+    train = dataclasses.replace(train_preset("paper-stage2"), model_overrides=overrides)
+    assert train.model_config() == preset("official-2b")
