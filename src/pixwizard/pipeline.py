@@ -302,7 +302,7 @@ class PixWizardPipeline:
                     result.notes.append(self._router_note)
                     self._router_note = None
                 if result.route.no_match:  # no silent guess: say so, list the closest tasks, decode nothing
-                    result.notes.append(f"{result.route.message()}; pass task= (--task) to decode typed outputs")
+                    result.notes.append(f"{result.route.message()}; name the task (--task, or task= in Python) for typed outputs")
                 elif result.route.low_confidence:
                     result.notes.append(f"the instruction was routed with low confidence: {result.route.message()}")
             if result.route is None or not result.route.no_match:

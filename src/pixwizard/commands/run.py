@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
                                   "sampler": args.sampler})
         print(json.dumps({k: v for k, v in doc.items() if k != "request"}))
         return 0
-    if result.route is not None:
+    if result.route is not None and not result.route.no_match:  # no match: the warning below says it all
         print(f"task: {result.route.message()}")
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
