@@ -1,7 +1,6 @@
 """Packaging (issue 13 item 7): the run path imports no optional package, the extras are laid out
 so a plain install runs and serves, the licence and the model card ship."""
 
-import json
 import subprocess
 import sys
 import tomllib
