@@ -3,13 +3,14 @@ so a plain install runs and serves, the licence and the model card ship."""
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = ["pybullet", "webdataset", "skimage", "torchmetrics", "diffusers", "pywt", "ray", "peft", "tensorboard"]
