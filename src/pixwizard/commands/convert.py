@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -38,10 +39,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--out must end in .safetensors, got {args.out}")
     if args.resolution < 16 or args.resolution % 16:
         raise UserError(f"--resolution must be a positive multiple of 16, got {args.resolution}")
+    def where(value: str | None, default: str) -> str:
+        """A local folder is stored as an absolute path (the file may be used from elsewhere)."""
+        if value is None:
+            return default
+        return str(Path(value).expanduser().resolve()) if Path(value).expanduser().exists() else value
+
     parts = None
     if args.vae or args.text_encoder or args.clip:
         d = Parts()
-        parts = Parts(vae=args.vae or d.vae, text=args.text_encoder or d.text, clip=args.clip or d.clip)
+        parts = Parts(vae=where(args.vae, d.vae), text=where(args.text_encoder, d.text), clip=where(args.clip, d.clip))
 
     def progress(i: int, n: int) -> None:
         if sys.stderr.isatty() and (i == n or i % 50 == 0):
