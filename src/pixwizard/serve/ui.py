@@ -24,6 +24,8 @@ AUTO = "auto"
 HISTORY = 24
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+# history thumbnails keep their size however few there are (Gradio stretches them to fill the row)
+CSS = "#history .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 160px)) !important; }"
 
 
 def route_markdown(engine: Engine, instruction: str) -> str:
@@ -153,5 +155,5 @@ def mount_ui(app, engine: Engine, config: ServeConfig) -> None:
 
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)  # no web fonts: works offline
     gr.mount_gradio_app(app, build_ui(engine, config), path="/ui", max_file_size=config.max_upload_bytes,
-                        allowed_paths=[str(engine.results_dir)], ssr_mode=False, theme=theme,
+                        allowed_paths=[str(engine.results_dir)], ssr_mode=False, theme=theme, css=CSS,
                         footer_links=["api"])
