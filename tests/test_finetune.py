@@ -114,6 +114,12 @@ def test_manifest_and_split(tmp_path):
     assert len(held) == 2 and len(train) == 3
     assert not {p.name for p in train} & {p.name for p in held}
     assert [p.name for p in split_pairs(pairs, 0.4, seed=3)[1]] == [p.name for p in held]
+    for p, name in zip(pairs, ("a__1", "a__2", "b__1", "b__2", "c")):  # two crops of a, two of b, one of c
+        p.name = name
+    for seed in range(6):
+        train, held = split_pairs(pairs, 2, seed)
+        sources = lambda ps: {p.name.split("__")[0] for p in ps}  # noqa: E731
+        assert not sources(train) & sources(held) and len(held) >= 2
     (tmp_path / "bad.jsonl").write_text('{"input": "x.png"}\n')
     with pytest.raises(ValueError, match="line 1"):
         find_pairs(tmp_path / "bad.jsonl")

@@ -1,9 +1,10 @@
 """The worked example's data (docs/finetune.md): an "old photo" look the shipped model never saw.
 
-``python -m pixwizard.finetune.example PHOTOS OUT --n 330 --size 128`` takes ``n`` photos (one
-crop each, so no photo is in both the training and the held-out pairs) from a folder (e.g.
-``pixwizard data photos``), and writes ``OUT/pairs/NAME_input.png`` (the degraded crop),
-``NAME_target.png`` (the clean crop), ``OUT/pairs/instruction.txt`` and ``OUT/task.json``.
+``python -m pixwizard.finetune.example PHOTOS OUT --n 170 --crops 2 --size 128`` takes ``n`` photos
+of the folder ``pixwizard data photos`` fetched (its packages' photo layouts), ``crops`` random
+crops of each, and writes ``OUT/pairs/oldNNNN__C_input.png`` (the degraded crop),
+``oldNNNN__C_target.png`` (the clean crop), ``OUT/pairs/instruction.txt`` and ``OUT/task.json``.
+The ``__`` groups a photo's crops, so the held-out split keeps whole photos out of training.
 
 The degradation, parameters drawn per pair: a sepia tone mixed in at strength 0.6-1.0, a radial
 vignette darkening the corners by 30-60 %, and a fade (contrast x 0.75-0.9 towards mid-grey with
@@ -19,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pixwizard.data.photos import list_photos, load_photo
+from pixwizard.data.photos import DEFAULT_PACKAGES, list_photos, load_photo, package_photos
 from pixwizard.imageio import save_image
 
 SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
@@ -55,8 +56,17 @@ def crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     return small[y:y + size, x:x + size]
 
 
-def make_example(photos: str | Path, out: str | Path, n: int = 330, size: int = 128, seed: int = 0) -> Path:
-    found = list_photos(photos, largest_per_folder=True)
+def source_photos(photos: str | Path) -> list[Path]:
+    """The photos of the packages ``pixwizard data photos`` fetched (their layouts skip icons and
+    duplicates at other sizes); any image under ``photos`` when it holds none of them."""
+    root = Path(photos)
+    found = [p for pkg in DEFAULT_PACKAGES if (root / pkg).is_dir() for p in package_photos(root / pkg, pkg)]
+    return found or list_photos(root)
+
+
+def make_example(photos: str | Path, out: str | Path, n: int = 170, size: int = 128, seed: int = 0,
+                 crops: int = 2) -> Path:
+    found = source_photos(photos)
     if len(found) < n:
         raise ValueError(f"{photos} has {len(found)} usable photos, fewer than --n {n}")
     rng = np.random.default_rng(seed)
@@ -64,9 +74,11 @@ def make_example(photos: str | Path, out: str | Path, n: int = 330, size: int = 
     folder = Path(out) / "pairs"
     folder.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(chosen):
-        target = crop(load_photo(path), size, rng)
-        save_image(folder / f"old{i:04d}_target.png", target)
-        save_image(folder / f"old{i:04d}_input.png", old_photo(target, rng))
+        photo = load_photo(path)
+        for c in range(crops):
+            target = crop(photo, size, rng)
+            save_image(folder / f"old{i:04d}__{c}_target.png", target)
+            save_image(folder / f"old{i:04d}__{c}_input.png", old_photo(target, rng))
     (folder / "instruction.txt").write_text("\n".join(TASK["phrasings"][:8]) + "\n")
     (Path(out) / "task.json").write_text(json.dumps(TASK, indent=1))
     return folder
@@ -76,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pixwizard.finetune.example", description=__doc__.split("\n")[0])
     p.add_argument("photos")
     p.add_argument("out")
-    p.add_argument("--n", type=int, default=330)
+    p.add_argument("--n", type=int, default=170, help="photos")
+    p.add_argument("--crops", type=int, default=2, help="crops per photo")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    print(make_example(a.photos, a.out, a.n, a.size, a.seed))
+    print(make_example(a.photos, a.out, a.n, a.size, a.seed, a.crops))
     return 0
 
 

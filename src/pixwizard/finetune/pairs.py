@@ -167,19 +167,32 @@ def load_and_check(source: str | Path) -> CheckReport:
     return check_pairs(refs, lines)
 
 
+GROUP_SEP = "__"
+
+
 def split_pairs(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, held out): a seeded permutation of the pairs sorted by name; ``holdout`` is a
-    fraction (< 1, at least one pair when there are two or more) or a count."""
-    order = sorted(pairs, key=lambda p: p.name)
-    perm = np.random.default_rng([seed, 7]).permutation(len(order))
-    n = int(holdout) if holdout >= 1 else int(round(holdout * len(order)))
-    if holdout > 0 and n == 0 and len(order) >= 2:
+    """(train, held out) by a seeded permutation of the pair groups; ``holdout`` is a fraction (< 1,
+    at least one pair when there are two or more) or a count of pairs. Pairs whose names share a
+    prefix before ``__`` (e.g. two crops of one photo: ``img7__a``, ``img7__b``) form one group and
+    stay on one side, so nothing of a held-out source is trained on."""
+    groups: dict[str, list[Pair]] = {}
+    for p in sorted(pairs, key=lambda p: p.name):
+        groups.setdefault(p.name.split(GROUP_SEP)[0], []).append(p)
+    keys = sorted(groups)
+    n = int(holdout) if holdout >= 1 else int(round(holdout * len(pairs)))
+    if holdout > 0 and n == 0 and len(pairs) >= 2:
         n = 1
-    if n >= len(order):
-        raise ValueError(f"holdout {holdout} leaves no pair to train on ({len(order)} pair(s))")
-    held = sorted(perm[:n].tolist())
-    train = [order[i] for i in sorted(perm[n:].tolist())]
-    return train, [order[i] for i in held]
+    held: list[Pair] = []
+    chosen = set()
+    for i in np.random.default_rng([seed, 7]).permutation(len(keys)).tolist():
+        if len(held) >= n:
+            break
+        held.extend(groups[keys[i]])
+        chosen.add(keys[i])
+    train = [p for k in keys if k not in chosen for p in groups[k]]
+    if not train:
+        raise ValueError(f"holdout {holdout} leaves no pair to train on ({len(pairs)} pair(s))")
+    return train, sorted(held, key=lambda p: p.name)
 
 
 def fit_size(img: np.ndarray, size: int) -> np.ndarray:
