@@ -18,6 +18,17 @@ REQUESTS = [(r["text"], r["ok"]) for r in FIXTURE["requests"]]
 BAR = 0.95  # measured 0.958 (115/120) with the shipped router
 
 
+@pytest.fixture(scope="module", autouse=True)
+def builtin_tasks_only():
+    """The shipped router covers the built-in tasks; tasks other tests registered (pixwizard
+    finetune) are set aside here and put back after."""
+    from pixwizard.tasks.registry import CUSTOM_PHRASINGS
+
+    extra = {t: REGISTRY.pop(t) for t in list(REGISTRY) if t in CUSTOM_PHRASINGS}
+    yield
+    REGISTRY.update(extra)
+
+
 def test_fixture_is_held_out_and_well_formed():
     texts = [t for t, _ in REQUESTS]
     assert len(texts) >= 100 and len(set(t.lower() for t in texts)) == len(texts)
