@@ -79,6 +79,11 @@ def test_cli_start_imports_nothing_heavy(capsys):
             "print(sorted(m for m in ['torch', 'transformers', 'cv2', 'scipy', *%r] if m in sys.modules))" % OPTIONAL)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+    code = ("import os, sys; os.environ.pop('OMP_WAIT_POLICY', None); from pixwizard.cli import main\n"
+            "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "PASSIVE"  # OpenMP threads sleep, not spin, while waiting
     from pixwizard.cli import main
 
     with pytest.raises(SystemExit):
