@@ -21,6 +21,8 @@ KEYWORDS = {"mask": "refseg_mask", "depth": "depth", "noise": "denoise", "box": 
 
 def keyword_route(instruction: str) -> Route:
     """A stand-in for the fitted router (tests must not spend seconds fitting it)."""
+    if "xyzzy" in instruction.lower():  # fits no task
+        return Route("denoise", 0.2, [("derain", 0.1)], True, similarity=0.1, no_match=True)
     for word, task in KEYWORDS.items():
         if word in instruction.lower():
             return Route(task, 0.9, [("denoise", 0.05)], False)

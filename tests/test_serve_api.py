@@ -68,6 +68,12 @@ def test_low_confidence_routing_is_said(client):
     assert body["route"]["low_confidence"] and any("low confidence" in n for n in body["notes"])
 
 
+def test_an_instruction_that_fits_no_task_gets_no_guess(client):
+    body = post(client, instruction="xyzzy the plugh", steps=1).json()
+    assert body["task"] is None and body["outputs"] == {} and body["route"]["no_match"]
+    assert "no task matches" in body["notes"][0] and body["width"] == 32
+
+
 def test_tasks_health_and_openapi(client):
     tasks = client.get("/v1/tasks").json()["tasks"]
     by_id = {t["id"]: t for t in tasks}

@@ -106,6 +106,7 @@ def run_response(jr: JobResult) -> RunResponse:
     route = None
     if jr.route is not None:
         route = RouteOut(task=jr.route.task, confidence=jr.route.confidence, low_confidence=jr.route.low_confidence,
+                         no_match=jr.route.no_match,
                          alternatives=[Alternative(task=t, confidence=p) for t, p in jr.route.alternatives])
     return RunResponse(
         id=jr.id, instruction=r.instruction, task=jr.task, route=route, width=r.image.shape[1],

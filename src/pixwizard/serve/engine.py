@@ -73,8 +73,9 @@ class JobResult:
     run_s: float
 
     @property
-    def task(self) -> str:
-        return self.result.task or ""
+    def task(self) -> str | None:
+        """The task the output was decoded as; None when the instruction matched no task."""
+        return self.result.task
 
 
 @dataclass
@@ -281,12 +282,16 @@ class Engine:
         if task is None:
             route = self.route(o.instruction)
             task = route.task
+        no_match = route is not None and route.no_match  # fits no task well: no guess, no typed outputs
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the untrained notice is reported in the result
             result = self.pipe(job.image, o.instruction, steps=o.steps, text_guidance=o.text_guidance,
-                               image_guidance=o.image_guidance, seed=o.seed, size=o.size, task=task)
+                               image_guidance=o.image_guidance, seed=o.seed, size=o.size, task=task,
+                               decode=not no_match)
         result.route = route
-        if route is not None and route.low_confidence:
+        if no_match:
+            result.notes.insert(0, f"{route.message()}; choose the task for typed outputs")
+        elif route is not None and route.low_confidence:
             result.notes.insert(0, f"the instruction was routed with low confidence: {route.message()}")
         folder = self.results_dir / job.id
         files = write_output_set(folder / RESULT_NAME, result.image, result.decoded, result.task)

@@ -34,9 +34,11 @@ class Alternative(BaseModel):
 
 
 class RouteOut(BaseModel):
-    task: str
+    task: str = Field(description="the most likely task")
     confidence: float
     low_confidence: bool
+    no_match: bool = Field(False, description="the instruction fits no task well; task and alternatives are the "
+                                              "closest ones")
     alternatives: list[Alternative]
 
 
@@ -48,7 +50,8 @@ class Timings(BaseModel):
 class RunResponse(BaseModel):
     id: str
     instruction: str
-    task: str = Field(description="the task the output was decoded as")
+    task: str | None = Field(description="the task the output was decoded as; null when the instruction matched no "
+                                          "task well (see route.no_match and notes: no typed outputs then)")
     route: RouteOut | None = Field(description="how the instruction was routed; null when the task was given")
     width: int
     height: int

@@ -33,6 +33,8 @@ def route_markdown(engine: Engine, instruction: str) -> str:
     if not instruction or not instruction.strip():
         return ""
     route = engine.route(instruction)
+    if route.no_match:
+        return f"No task matches this well: {route.message()}. Pick the task below for typed outputs."
     line = f"Routed task: **{route.task}** ({REGISTRY[route.task].title}), confidence {route.confidence:.2f}"
     if route.low_confidence:
         close = ", ".join(f"{t} {p:.2f}" for t, p in route.alternatives)
@@ -43,8 +45,8 @@ def route_markdown(engine: Engine, instruction: str) -> str:
 def result_markdown(jr: JobResult) -> str:
     r = jr.result
     how = "given" if jr.route is None else f"routed, confidence {jr.route.confidence:.2f}"
-    lines = [f"**{jr.task}** ({how}) · {r.image.shape[1]}x{r.image.shape[0]} · {r.steps} steps · seed {r.seed} · "
-             f"{jr.run_s:.2f} s"]
+    lines = [f"**{jr.task or 'no task matched'}** ({how}) · {r.image.shape[1]}x{r.image.shape[0]} · "
+             f"{r.steps} steps · seed {r.seed} · {jr.run_s:.2f} s"]
     if r.decoded is not None and r.decoded.boxes is not None:
         lines.append(f"boxes (xyxy pixels): {[[round(v) for v in b] for b in r.decoded.boxes]}")
     kinds = [k for k in jr.files if k != "image"]
@@ -100,7 +102,7 @@ def build_ui(engine: Engine, config: ServeConfig):
             except Exception as e:
                 raise gr.Error(str(e) or type(e).__name__) from None
         result_path = str(jr.files["image"])
-        history = ([(result_path, f"{instruction.strip()} -> {jr.task}")] + list(history or []))[:HISTORY]
+        history = ([(result_path, f"{instruction.strip()} -> {jr.task or 'no task'}")] + list(history or []))[:HISTORY]
         routed = route_markdown(engine, instruction) if jr.route is not None else f"Task: **{jr.task}** (given)"
         return ((image_path, result_path), result_markdown(jr), [str(p) for p in jr.files.values()], history,
                 history, routed)
