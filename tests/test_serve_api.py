@@ -133,8 +133,10 @@ def test_full_queue_is_429_a_timeout_is_503_and_cancelled_work_never_runs(pipe):
     with Engine(pipe, route_fn=slow_route, queue_size=2) as engine:
         client = TestClient(create_app(engine, ServeConfig(queue_size=2, timeout_s=0.3), ui=False))
         first = engine.submit(image, JobOptions("denoise", steps=1))  # holds the worker at routing
-        while not engine.busy:
+        deadline = time.monotonic() + 20
+        while not engine.busy and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert engine.busy
         r = post(client, instruction="denoise", steps=1)
         assert r.status_code == 503 and "within 0.3 s" in r.json()["detail"]
         engine.submit(image, JobOptions("denoise", steps=1))
@@ -154,7 +156,7 @@ def test_full_queue_is_429_a_timeout_is_503_and_cancelled_work_never_runs(pipe):
 def test_a_running_job_is_cancelled_at_its_next_step(pipe):
     image = np.zeros((16, 16, 3), np.uint8)
     with Engine(pipe, route_fn=keyword_route) as engine:
-        job = engine.submit(image, JobOptions("denoise", steps=400, task="denoise"))
+        job = engine.submit(image, JobOptions("denoise", steps=2000, task="denoise"))
         deadline = time.monotonic() + 20
         while job.progress == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
