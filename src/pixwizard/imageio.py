@@ -26,7 +26,6 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -162,6 +161,8 @@ def _is_16bit_colour(im: Image.Image) -> bool:
 
 
 def _decode_16bit_colour_cv2(header: Image.Image, data: bytes, name: str) -> np.ndarray:
+    import cv2  # imported where used: a run that needs no OpenCV starts faster
+
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.ndim != 3 or arr.dtype != np.uint16:
         raise ImageError(f"{name}: truncated or corrupt 16-bit colour image")
@@ -414,6 +415,8 @@ def save_png16(path: str | os.PathLike, array: np.ndarray) -> Path:
     arr = np.asarray(array)
     if arr.dtype != np.uint16 or arr.ndim != 2:
         raise ValueError(f"save_png16 expects an HxW uint16 array, got {arr.dtype} {arr.shape}")
+    import cv2
+
     ok, buf = cv2.imencode(".png", arr)
     if not ok:
         raise ValueError(f"{path}: OpenCV could not encode a 16-bit PNG")

@@ -23,7 +23,6 @@ import os
 import uuid
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -186,6 +185,8 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def _png16(arr: np.ndarray) -> bytes:
+    import cv2  # imported where used: a run that needs no OpenCV starts faster
+
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr, dtype=np.uint16))
     if not ok:
         raise ValueError("OpenCV could not encode a 16-bit PNG")

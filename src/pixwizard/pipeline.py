@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -279,7 +278,7 @@ class PixWizardPipeline:
             warnings.warn(UNTRAINED_WARNING, stacklevel=2)
 
         wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
-        work = img if (wh, ww) == (h, w) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
+        work = img if (wh, ww) == (h, w) else _resize(img, (ww, wh), shrink=True)
         multiple = self.config.model.patch_size * self.config.codec.downsample
         padded, _ = pad_to_multiple(work, multiple)
         cond_pixels = to_model_tensor(padded, self.device)
@@ -292,7 +291,7 @@ class PixWizardPipeline:
         out = to_uint8(self.codec.decode(x1))
         out = crop_back(out, (wh, ww))
         if (wh, ww) != (h, w):
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+            out = _resize(out, (w, h), shrink=False)
         result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
         if decode:
             if task is None:
@@ -324,6 +323,13 @@ class PixWizardPipeline:
         self.device = dev
         self._null_text = None
         return self
+
+
+def _resize(img: np.ndarray, size_wh: tuple[int, int], shrink: bool) -> np.ndarray:
+    """OpenCV resize (area when shrinking, cubic when enlarging); OpenCV is imported on first use."""
+    import cv2
+
+    return cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def _repeat(t: TextEncoding, n: int) -> TextEncoding:

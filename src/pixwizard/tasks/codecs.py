@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from pixwizard.data.sample import Sample
@@ -338,6 +337,8 @@ class BoxCodec:
         near = np.linalg.norm(out - colour, axis=2) < self.colour_tol
         changed = np.linalg.norm(out - inp, axis=2) > self.change_tol
         hits = (near & changed).astype(np.uint8)
+        import cv2  # imported where used: a run that needs no OpenCV starts faster
+
         hits = cv2.morphologyEx(hits, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         count, _, stats, _ = cv2.connectedComponentsWithStats(hits, connectivity=8)
         boxes = [
