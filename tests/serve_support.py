@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -29,8 +30,10 @@ def keyword_route(instruction: str) -> Route:
     return Route("denoise", 0.3, [("derain", 0.2), ("dehaze", 0.1)], True)
 
 
+@functools.lru_cache(maxsize=None)
 def debug_pipeline(seed: int = 0) -> PixWizardPipeline:
-    """The debug preset with its zero-initialised paths opened, so outputs depend on the input."""
+    """The debug preset with its zero-initialised paths opened, so outputs depend on the input.
+    Built once per process and shared by the serve test modules (engines only wrap it)."""
     torch.manual_seed(seed)
     model = PixWizard(preset("debug"))
     g = torch.Generator().manual_seed(1)
