@@ -178,9 +178,11 @@ def test_unreadable_file(tmp_path, monkeypatch):
     if os.name == "posix" and os.geteuid() != 0:
         p.chmod(0)
     else:  # root reads anything: simulate the OS refusal
-        def refuse(self):
-            raise PermissionError(13, "Permission denied", str(self))
-        monkeypatch.setattr(type(p), "read_bytes", refuse)
+        import pixwizard.imageio as imageio_module
+
+        def refuse(path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(path))
+        monkeypatch.setattr(imageio_module, "open", refuse, raising=False)  # the reader's open()
     try:
         with pytest.raises(ImageError, match="locked.png: permission denied"):
             load_image(p, max_pixels=LIMIT)

@@ -92,6 +92,21 @@ def _too_large(name: str, limit: int) -> ImageError:
                       "limit needs; not read")
 
 
+def _read_capped(f, limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of a binary stream, read in 1 MiB chunks: ``f.read(n)`` would
+    allocate ``n`` bytes up front, and the limit can be far larger than the file."""
+    chunks, total = [], 0
+    while total <= limit:
+        chunk = f.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise TypeError("load_image needs a binary file object (opened with 'rb')")
+        chunks.append(bytes(chunk))
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def _read_bytes(source, limit: int) -> tuple[bytes, str]:
     """Return the raw bytes of ``source`` (at most ``limit``) and a name for error messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -106,7 +121,7 @@ def _read_bytes(source, limit: int) -> tuple[bytes, str]:
             if path.stat().st_size > limit:
                 raise _too_large(str(path), limit)
             with open(path, "rb") as f:  # bounded: a device or a growing file has no useful st_size
-                data = f.read(limit + 1)
+                data = _read_capped(f, limit)
         except PermissionError:
             raise ImageError(f"{path}: permission denied") from None
         except OSError as e:
@@ -116,9 +131,7 @@ def _read_bytes(source, limit: int) -> tuple[bytes, str]:
         return data, str(path)
     if hasattr(source, "read"):
         name = getattr(source, "name", "<stream>")
-        data = source.read(limit + 1)
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("load_image needs a binary file object (opened with 'rb')")
+        data = _read_capped(source, limit)
         if len(data) > limit:
             raise _too_large(str(name), limit)
         return bytes(data), name
