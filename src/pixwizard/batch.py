@@ -214,7 +214,7 @@ def run_batch(args: argparse.Namespace) -> int:
     """``pixwizard run`` over a folder, pattern or manifest (see the module doc)."""
     from tqdm import tqdm
 
-    from pixwizard.commands.run import check_run_options
+    from pixwizard.outputs import check_run_options
 
     if not args.output:
         raise ValueError("batch mode needs -o OUTPUT_FOLDER")

@@ -19,15 +19,20 @@ import errno
 import fcntl
 import io
 import json
+import math
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from pixwizard.imageio import _atomic_write
 from pixwizard.tasks.codecs import Decoded
+
+if TYPE_CHECKING:
+    import argparse
 
 # Every typed sibling this module writes, by kind: NAME + suffix.
 TYPED_SUFFIXES = {"mask": ".mask.png", "boxes": ".boxes.json", "depth": ".depth.npy", "depth16": ".depth16.png",
@@ -210,3 +215,26 @@ def write_typed_outputs(image_path: str | Path, decoded: Decoded | None, task: s
         if kind not in written:
             Path(f"{stem}{suffix}").unlink(missing_ok=True)
     return written
+
+
+def check_run_options(args: "argparse.Namespace") -> Path:
+    """Every check that needs no model, run before anything heavy loads (also for batch mode and
+    the server): the options, the input file and the output path. Returns the output path."""
+    from pixwizard.tasks.registry import get_task
+
+    if not args.instruction.strip():
+        raise ValueError("the instruction is empty: say what to do with the image")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if not 0 <= args.seed < 2 ** 63:
+        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    for name in ("text_guidance", "image_guidance"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if args.size is not None and args.size < 8:
+        raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+    if args.task is not None and not getattr(args, "adapter", None):  # an adapter may bring the task
+        get_task(args.task)
+    check_input_path(args.image)
+    return check_output_path(args.output if args.output else f"{Path(args.image).stem}.pixwizard.png")

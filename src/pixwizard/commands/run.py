@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
@@ -40,30 +39,6 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def check_run_options(args: argparse.Namespace) -> Path:
-    """Every check that needs no model, run before anything heavy loads (also for batch mode and
-    the server): the options, the input file and the output path. Returns the output path."""
-    from pixwizard.outputs import check_input_path, check_output_path
-    from pixwizard.tasks.registry import get_task
-
-    if not args.instruction.strip():
-        raise ValueError("the instruction is empty: say what to do with the image")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    if not 0 <= args.seed < 2 ** 63:
-        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
-    for name in ("text_guidance", "image_guidance"):
-        value = getattr(args, name)
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    if args.size is not None and args.size < 8:
-        raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
-    if args.task is not None and not getattr(args, "adapter", None):  # an adapter may bring the task
-        get_task(args.task)
-    check_input_path(args.image)
-    return check_output_path(args.output if args.output else f"{Path(args.image).stem}.pixwizard.png")
-
-
 def main(args: argparse.Namespace) -> int:
     from pixwizard.imageio import load_image
     from pixwizard.outputs import write_output_set
@@ -76,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
         return run_batch(args)
     if args.instruction is None:
         raise ValueError("give the instruction after the image, e.g. pixwizard run photo.jpg \"remove the rain\"")
+    from pixwizard.outputs import check_run_options
+
     out = check_run_options(args)
     if args.task is not None and not args.adapter:  # an adapter may bring the task
         get_task(args.task)
