@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,12 +31,15 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def ray_local():
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)  # this machine only
     # the dying toolkit below lives in this test module, which Ray workers cannot import: ship it by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     ray.shutdown()
+    for sig, handler in handlers.items():  # ray.init installs its own; later tests expect theirs
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="module")
