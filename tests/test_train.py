@@ -322,3 +322,19 @@ def test_model_overrides_reach_the_model_and_checkpoint(tmp_path, dataset):
     bad = dataclasses.replace(preset("debug"), model_overrides={"model": {"no_such_field": 1}})
     with pytest.raises(ValueError, match="no_such_field"):
         bad.model_config()
+
+
+def test_cli_learning_rate_and_warmup_options():
+    import argparse
+
+    from pixwizard.train.run import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--out", "x", "--lr", "3e-4", "--warmup-steps", "100"]))
+    assert [s.lr for s in cfg.stages] == [3e-4, 3e-4]
+    assert [s.warmup_steps for s in cfg.stages] == [100, preset("cpu-tiny").stages[1].warmup_steps]
+    assert learning_rate(cfg, 0) == pytest.approx(3e-6) and learning_rate(cfg, 99) == pytest.approx(3e-4)
+    for bad in (["--lr", "0"], ["--warmup-steps", "-1"]):
+        with pytest.raises(ValueError):
+            config_from_args(parser.parse_args(["--out", "x", *bad]))

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
     parser.add_argument("--model-overrides", default=None, metavar="JSON",
                         help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\'')
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate of every stage (default: the preset's)")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="linear learning-rate warm-up over the first stage's first N steps (e.g. when continuing from --init)")
     parser.add_argument("--online-photos", default=None, metavar="RECIPE",
                         help="make photo items on the fly from this recipe's photo tasks and photos "
                              "(never-repeating; the shards then supply the other tasks)")
@@ -73,6 +76,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.model_overrides is not None:
         changes["model_overrides"] = _json_object(args.model_overrides, "--model-overrides",
                                                   "of PixWizardConfig fields")
+    if args.lr is not None or args.warmup_steps is not None:
+        if args.lr is not None and not args.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {args.lr}")
+        if args.warmup_steps is not None and args.warmup_steps < 0:
+            raise ValueError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
+        stages = [dataclasses.replace(st, lr=args.lr) if args.lr is not None else st for st in cfg.stages]
+        if args.warmup_steps is not None:
+            stages[0] = dataclasses.replace(stages[0], warmup_steps=args.warmup_steps)
+        cfg = dataclasses.replace(cfg, stages=stages)
     if args.online_photos is not None:
         changes["online_recipe"] = str(args.online_photos)
     if args.online_share is not None:
