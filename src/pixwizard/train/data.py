@@ -20,7 +20,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -65,6 +65,20 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     """HxWx3 uint8 images -> [B, 3, H, W] float32 in [-1, 1]."""
     arr = np.stack(images).astype(np.float32)
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous() / 127.5 - 1.0
+
+
+def collate_batch(next_item: Callable[[], Mapping[str, Any]], n: int, size: int,
+                  rng: np.random.Generator) -> Batch:
+    """``n`` items from ``next_item()``, each cropped to ``size`` at one offset for input and target."""
+    inputs, targets, texts, tasks = [], [], [], []
+    for _ in range(n):
+        item = next_item()
+        a, b = random_crop_pair(item["input"], item["target"], size, rng)
+        inputs.append(a)
+        targets.append(b)
+        texts.append(item["instruction"])
+        tasks.append(item["task"])
+    return Batch(to_tensor(inputs), to_tensor(targets), texts, tasks)
 
 
 def loss_weights_for(tasks: list[str], weights: Mapping[str, float]) -> torch.Tensor:
@@ -144,16 +158,7 @@ class BatchStream:
         raise ValueError(f"no items in the shards of {self.folder} for part {self.part}")
 
     def next_batch(self) -> Batch:
-        size = int(self.rng.choice(self.resolutions))
-        inputs, targets, texts, tasks = [], [], [], []
-        for _ in range(self.batch_size):
-            item = self.next_item()
-            a, b = random_crop_pair(item["input"], item["target"], size, self.rng)
-            inputs.append(a)
-            targets.append(b)
-            texts.append(item["instruction"])
-            tasks.append(item["task"])
-        return Batch(to_tensor(inputs), to_tensor(targets), texts, tasks)
+        return collate_batch(self.next_item, self.batch_size, int(self.rng.choice(self.resolutions)), self.rng)
 
     def state_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "epoch": self.epoch, "position": self.position.to_dict(),

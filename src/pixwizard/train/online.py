@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pixwizard.train.data import Batch, BatchStream, random_crop_pair, to_tensor
+from pixwizard.train.data import Batch, BatchStream, collate_batch
 
 _TASK_SALT = 0x5EED_7A5C
 
@@ -160,18 +160,12 @@ class MixedStream:
         raise ValueError(f"{self.shards.folder} holds no items besides the online tasks; with an online share "
                          f"below 1 it must hold the other tasks")
 
+    def _next_item(self) -> dict[str, Any]:
+        return self.online.next_item() if self.shards.rng.random() < self.share else self._shard_item()
+
     def next_batch(self) -> Batch:
         rng = self.shards.rng
-        size = int(rng.choice(self.shards.resolutions))
-        inputs, targets, texts, tasks = [], [], [], []
-        for _ in range(self.shards.batch_size):
-            item = self.online.next_item() if rng.random() < self.share else self._shard_item()
-            a, b = random_crop_pair(item["input"], item["target"], size, rng)
-            inputs.append(a)
-            targets.append(b)
-            texts.append(item["instruction"])
-            tasks.append(item["task"])
-        return Batch(to_tensor(inputs), to_tensor(targets), texts, tasks)
+        return collate_batch(self._next_item, self.shards.batch_size, int(rng.choice(self.shards.resolutions)), rng)
 
     def state_dict(self) -> dict[str, Any]:
         return {**self.shards.state_dict(), "online_index": self.online.next_index}
