@@ -49,7 +49,7 @@ def test_cli_add_show_and_plot(tmp_path, capsys):
     for label, n, v in (("first", 1000, 18.0), ("second", 4000, 21.5)):
         run = _eval_run(tmp_path / label, "photo-restoration", "m", {"denoise": v, "style_x": v - 5})
         assert main(["curve", "add", str(run), "--label", label, "--samples", str(n), "--cpu-hours", "0.5",
-                     "--ledger", str(ledger)]) == 0
+                     "--ledger", str(ledger)] + (["--not-shipped"] if label == "second" else [])) == 0
     assert main(["curve", "show", "--ledger", str(ledger), "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "| second | 4,000 | 0.50 | 21.50 |" in out
@@ -62,3 +62,12 @@ def test_cli_add_show_and_plot(tmp_path, capsys):
     assert main(["curve", "show", "--ledger", str(bad)]) == 2
     with pytest.raises(ValueError, match="no headline"):
         draw_learning_curve({"rows": []}, png)
+
+
+def test_rows_not_shipped_are_marked(tmp_path):
+    ledger = tmp_path / "lc.json"
+    run = _eval_run(tmp_path / "r", "photo-restoration", "m", {"denoise": 20.0})
+    assert main(["curve", "add", str(run), "--label", "branch", "--samples", "10", "--cpu-hours", "1",
+                 "--not-shipped", "--ledger", str(ledger)]) == 0
+    assert load_ledger(ledger)["rows"][0]["shipped"] is False
+    draw_learning_curve(load_ledger(ledger), tmp_path / "p.png")

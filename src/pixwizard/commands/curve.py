@@ -17,7 +17,7 @@ def _add(args: argparse.Namespace) -> int:
 
     suites = dict(summarize_eval(d) for d in args.eval_runs)
     row = {"label": args.label, "samples": args.samples, "cpu_hours": args.cpu_hours, "machine": args.machine,
-           "precision": args.precision, "note": args.note, "suites": suites}
+           "precision": args.precision, "note": args.note, "shipped": not args.not_shipped, "suites": suites}
     save_ledger(add_row(load_ledger(args.ledger), row), args.ledger)
     print(f"{args.ledger}: row {args.label!r} with {', '.join(sorted(suites))}")
     return 0
@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--machine", default="", help="machine kind, e.g. '2 cores, AMX'")
     add.add_argument("--precision", default="", help="training precision (fp32, bf16)")
     add.add_argument("--note", default="", help="what this stretch changed")
+    add.add_argument("--not-shipped", action="store_true", help="these weights were not shipped (a branch)")
     add.add_argument("--ledger", default=DEFAULT_LEDGER, help=f"ledger JSON (default {DEFAULT_LEDGER})")
     add.set_defaults(func=_add)
     show = sub.add_parser("show", help="print the ledger as a markdown table, optionally draw it")

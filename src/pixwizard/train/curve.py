@@ -6,7 +6,8 @@ A ledger (JSON, kept in ``docs/learning-curve.json``) has one row per evaluated 
                "machine": "2 cores, AMX", "precision": "bf16", "note": "...",
                "suites": {"photo-restoration": {"restoration/psnr": 22.2, ...}, ...}}]}
 
-``samples`` and ``cpu_hours`` are cumulative over the model's whole lineage (all the training
+``shipped`` (default true) marks rows whose weights were shipped; the plot joins those and draws
+the others as crosses (a stretch that branched off and was not kept). ``samples`` and ``cpu_hours`` are cumulative over the model's whole lineage (all the training
 that led to the weights). A suite summary is read from a ``pixwizard eval`` run folder's
 ``metrics.json``: for every domain and metric, the mean over the suite's tasks of that domain
 (non-finite task values are left out and counted in ``<domain>/<metric>/n_inf``), plus the mean
@@ -121,7 +122,7 @@ def draw_learning_curve(ledger: Mapping[str, Any], out: str | Path, size: tuple[
     rows = [r for r in ledger["rows"] if int(r["samples"]) > 0]
     series = []
     for (suite, key, label, _), colour in zip(HEADLINE, _COLOURS):
-        pts = [(int(r["samples"]), r["suites"][suite][key]) for r in rows
+        pts = [(int(r["samples"]), r["suites"][suite][key], bool(r.get("shipped", True))) for r in rows
                if key in r.get("suites", {}).get(suite, {})]
         if pts:
             series.append((label, colour, pts))
@@ -129,8 +130,8 @@ def draw_learning_curve(ledger: Mapping[str, Any], out: str | Path, size: tuple[
         raise ValueError("the ledger has no headline values to draw")
     w, h = size
     left, right, top, bottom = 60, 230, 30, 50
-    xs = [math.log10(s) for _, _, pts in series for s, _ in pts]
-    ys = [v for _, _, pts in series for _, v in pts]
+    xs = [math.log10(s) for _, _, pts in series for s, _, _ in pts]
+    ys = [v for _, _, pts in series for _, v, _ in pts]
     x0, x1 = math.floor(min(xs) * 4) / 4, math.ceil(max(xs) * 4) / 4
     x1 = x1 if x1 > x0 else x0 + 0.25
     y0, y1 = math.floor(min(ys)) - 1, math.ceil(max(ys)) + 1
@@ -153,14 +154,18 @@ def draw_learning_curve(ledger: Mapping[str, Any], out: str | Path, size: tuple[
         k += 0.25
     for i, (label, colour, pts) in enumerate(series):
         pts = sorted(pts)
-        line = [xy(s, v) for s, v in pts]
+        line = [xy(s, v) for s, v, shipped in pts if shipped]
         if len(line) > 1:
             d.line(line, fill=colour, width=2)
         for x, y in line:
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        for x, y in (xy(s, v) for s, v, shipped in pts if not shipped):  # stretches not shipped: crosses
+            d.line([x - 4, y - 4, x + 4, y + 4], fill=colour, width=2)
+            d.line([x - 4, y + 4, x + 4, y - 4], fill=colour, width=2)
         d.line([w - right + 12, top + 12 + 18 * i, w - right + 32, top + 12 + 18 * i], fill=colour, width=3)
         d.text((w - right + 38, top + 6 + 18 * i), label, fill="black")
-    d.text((left, 8), "held-out quality vs cumulative training samples (log axis)", fill="black")
+    d.text((left, 8), "held-out quality vs cumulative training samples (log axis); x = a stretch not shipped",
+           fill="black")
     d.text((w // 2 - 80, h - 22), "training samples seen by the weights", fill="black")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
