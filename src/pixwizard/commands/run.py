@@ -43,7 +43,6 @@ def main(args: argparse.Namespace) -> int:
     from pixwizard.imageio import load_image
     from pixwizard.outputs import write_output_set
     from pixwizard.pipeline import UNTRAINED_WARNING, PixWizardPipeline
-    from pixwizard.tasks.registry import get_task
 
     from pixwizard.batch import is_batch_input, model_provenance, provenance, run_batch
 
@@ -53,9 +52,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("give the instruction after the image, e.g. pixwizard run photo.jpg \"remove the rain\"")
     from pixwizard.outputs import check_run_options
 
-    out = check_run_options(args)
-    if args.task is not None and not args.adapter:  # an adapter may bring the task
-        get_task(args.task)
+    out = check_run_options(args)  # the options, the task id, the input and the output path
     pipe = PixWizardPipeline.from_pretrained(args.checkpoint, device=args.device, precision=args.precision)
     if args.adapter or args.adapter_name or args.merge_adapter:
         from pixwizard.finetune.adapters import apply_adapters
