@@ -13,19 +13,19 @@ that led to the weights). A suite summary is read from a ``pixwizard eval`` run 
 (non-finite task values are left out and counted in ``<domain>/<metric>/n_inf``), plus the mean
 and maximum output blockiness over the tasks that report it. :func:`draw_learning_curve` plots a
 few headline series against cumulative samples; :func:`markdown_table` writes the model card's
-table. Writes are atomic.
+table. Writes are atomic (the project's ``imageio._atomic_write``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from PIL import Image, ImageDraw
+
+from pixwizard.imageio import _atomic_write
 
 # (suite, summary key, label, higher is better) drawn by draw_learning_curve
 HEADLINE: tuple[tuple[str, str, str, bool], ...] = (
@@ -81,14 +81,8 @@ def load_ledger(path: str | Path) -> dict[str, Any]:
 
 
 def save_ledger(ledger: Mapping[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(ledger, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(ledger, indent=1, sort_keys=True) + "\n"
+    return _atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def add_row(ledger: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,7 +137,7 @@ def draw_learning_curve(ledger: Mapping[str, Any], out: str | Path, size: tuple[
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
     d.rectangle([left, top, w - right, h - bottom], outline="black")
-    for v in range(int(y0), int(y1) + 1, max(1, int((y1 - y0) // 8) or 1)):
+    for v in range(int(y0), int(y1) + 1, max(1, int((y1 - y0) // 8))):
         _, y = xy(10 ** x0, v)
         d.line([left, y, w - right, y], fill=(228, 228, 228))
         d.text((8, y - 6), f"{v} dB", fill="black")
@@ -167,10 +161,4 @@ def draw_learning_curve(ledger: Mapping[str, Any], out: str | Path, size: tuple[
     d.text((left, 8), "held-out quality vs cumulative training samples (log axis); x = a stretch not shipped",
            fill="black")
     d.text((w // 2 - 80, h - 22), "training samples seen by the weights", fill="black")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
-    os.close(fd)
-    img.save(tmp, format="PNG")
-    os.replace(tmp, out)
-    return out
+    return _atomic_write(out, lambda f: img.save(f, format="PNG"))
