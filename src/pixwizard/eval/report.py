@@ -122,10 +122,11 @@ def render_markdown(metrics: dict[str, Any], run: dict[str, Any], others: list[t
     return "\n".join(lines)
 
 
-def _fit(image: np.ndarray, cell: int) -> np.ndarray:
+def fit_cell(image: np.ndarray, cell: int, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+    """``image`` scaled to fit a ``cell`` x ``cell`` white square (top-left), for contact sheets."""
     h, w = image.shape[:2]
     s = cell / max(h, w)
-    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_NEAREST)
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interpolation)
     out = np.full((cell, cell, 3), 255, np.uint8)
     out[:small.shape[0], :small.shape[1]] = small
     return out
@@ -144,7 +145,7 @@ def make_grid(run_dir: Path, metrics: dict[str, Any], per_task: int = 2, cell: i
         headline = r["metric_order"][0]
         for folder in folders[:per_task]:
             key = f"{task}/{folder.name}"
-            cells = [_fit(read_png(folder / f), cell) for f in (INPUT_PNG, OUTPUT_PNG, TARGET_PNG)]
+            cells = [fit_cell(read_png(folder / f), cell) for f in (INPUT_PNG, OUTPUT_PNG, TARGET_PNG)]
             label = np.full((cell, label_width, 3), 255, np.uint8)
             score = scores.get(key, {}).get(headline)
             for y, text in ((cell // 3, key), (2 * cell // 3, f"{headline} {fmt(score)}" if score is not None else "")):

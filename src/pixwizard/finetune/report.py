@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from pixwizard.eval.harness import atomic_write_bytes, write_png
+from pixwizard.eval.report import fit_cell
 from pixwizard.finetune.evaluate import AFTER, BASELINE, BEFORE, ForgettingScores, HeldoutScores
 
 SHEET = "before_after.png"
@@ -23,21 +24,12 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
 
 
-def _cell(img: np.ndarray, cell: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = cell / max(h, w)
-    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    out = np.full((cell, cell, 3), 255, np.uint8)
-    out[:small.shape[0], :small.shape[1]] = small
-    return out
-
-
 def before_after_sheet(held: HeldoutScores, rows: int = 6, cell: int = 128) -> np.ndarray:
     cols = [c for c in ("input", BEFORE, AFTER, "target") if c in held.images[0]]
     header = np.full((20, cell * len(cols), 3), 255, np.uint8)
     for i, c in enumerate(cols):
         cv2.putText(header, c, (i * cell + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    body = [np.concatenate([_cell(item[c], cell) for c in cols], axis=1) for item in held.images[:rows]]
+    body = [np.concatenate([fit_cell(item[c], cell, cv2.INTER_AREA) for c in cols], axis=1) for item in held.images[:rows]]
     return np.concatenate([header, *body], axis=0)
 
 
