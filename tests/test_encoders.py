@@ -28,13 +28,13 @@ torch.set_num_threads(1)
 WORDS = "remove the rain from this photo please get rid of streaks in picture what is depth scene red cube".split()
 
 
-def _word_tokenizer(folder, *, with_pad: bool = True):
+def _word_tokenizer(folder, *, with_pad: bool = True, words=WORDS) -> int:
     """A tiny offline WordLevel tokenizer: [PAD]=0 [UNK]=1 [BOS]=4 [EOS]=3, then the words."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"[PAD]": 0, "[UNK]": 1, "[EOS]": 3, "[BOS]": 4, "[SPARE]": 2}
-    vocab.update({w: 5 + i for i, w in enumerate(dict.fromkeys(WORDS))})
+    vocab.update({w: 5 + i for i, w in enumerate(dict.fromkeys(words))})
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Whitespace()

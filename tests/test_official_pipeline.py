@@ -19,26 +19,15 @@ from pixwizard.model.encoders.semantic import CLIP_MEAN, CLIP_STD
 from pixwizard.official.buckets import buckets, nearest_bucket
 from pixwizard.official.pipeline import OfficialPipeline, OfficialSettings
 
+from test_encoders import _word_tokenizer
+
 torch.set_num_threads(1)  # tiny models: thread hand-offs cost more than they save (as in test_encoders)
 
 WORDS = "remove the rain from this photo please make it brighter".split()
 
 
 def _tokenizer(folder, with_pad=True) -> int:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[SPARE]": 2, "[EOS]": 3, "[BOS]": 4}
-    vocab.update({w: 5 + i for i, w in enumerate(dict.fromkeys(WORDS))})
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tk.normalizer = normalizers.Lowercase()
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = processors.TemplateProcessing(single="[BOS] $A [EOS]",
-                                                      special_tokens=[("[BOS]", 4), ("[EOS]", 3)])
-    kw = {"pad_token": "[PAD]"} if with_pad else {}
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
-                            **kw).save_pretrained(folder)
-    return len(vocab)
+    return _word_tokenizer(folder, with_pad=with_pad, words=WORDS)
 
 
 @pytest.fixture(scope="module")
