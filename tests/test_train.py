@@ -206,6 +206,27 @@ def test_resume_is_exact_and_export_loads(tmp_path, dataset):
         train(changed, RunOptions(out=split, data=[str(dataset)], resume=True))
 
 
+def test_init_continues_the_loaded_average(tmp_path, dataset):
+    """--init loads an exported model (itself an EMA) and the EMA goes on from it at the full decay:
+    after one step it is 0.9 init + 0.1 weights (debug decay 0.9), not the warm-up's 0.1 / 0.9."""
+    cfg = preset("debug")
+    first = train(cfg, RunOptions(out=tmp_path / "first", data=[str(dataset)], max_steps=2))
+    from pixwizard.checkpoint import load_model
+
+    init = load_model(first.export)[0].trainable_state_dict()
+    run = tmp_path / "continued"
+    train(cfg, RunOptions(out=run, data=[str(dataset)], max_steps=2, init=str(first.export)))
+    model1, ema1 = _weights(run, 2, "model"), _weights(run, 2, "ema")
+    assert ema1.keys() == init.keys()
+    # two updates at decay 0.9 from init: ema2 = 0.81 init + 0.09 w1 + 0.1 w2; w1 is not kept, so check
+    # that the loaded average still carries most of the weight: |ema - init| < |w2 - init| / 4
+    moved = sum(float((ema1[k] - init[k].float()).abs().sum()) for k in init)
+    trained = sum(float((model1[k].float() - init[k].float()).abs().sum()) for k in init)
+    assert 0 < moved < trained / 4
+    state = json.loads((run / "checkpoints/step-000000002/state.json").read_text())
+    assert state["ema"]["updates"] >= 81  # warm-up skipped: (1 + n) / (10 + n) >= 0.9 from n = 81
+
+
 def test_metrics_curve_and_zero_loss_weights(tmp_path, dataset):
     cfg = preset("debug")
     cfg.loss_weights = {t: 0.0 for t in TASKS}

@@ -8,6 +8,8 @@ FSDP2's sharded DTensors (each rank averages its own shard).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -21,6 +23,14 @@ class EMA:
         self.updates = 0
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def continue_average(self) -> None:
+        """Treat the current shadow as an average that is already under way (weights loaded from an
+        exported model, which *is* an EMA): the warm-up is skipped, so the next updates use the full
+        ``decay`` instead of starting over at 0.1 and forgetting the loaded average within a few
+        steps. Done by advancing ``updates`` to where the warm-up reaches ``decay`` (kept on resume)."""
+        if self.warmup and self.decay > 0.0:
+            self.updates = max(self.updates, math.ceil((10.0 * self.decay - 1.0) / (1.0 - self.decay)))
 
     def current_decay(self) -> float:
         if not self.warmup:

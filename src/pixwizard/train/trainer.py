@@ -261,6 +261,7 @@ class Trainer:
                 for n, p in self.raw.named_parameters():
                     if n in self.ema.shadow:
                         self.ema.shadow[n].copy_(p.detach().float())
+            self.ema.continue_average()  # a model file is an EMA export: continue it, not restart it
 
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
