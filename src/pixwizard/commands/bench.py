@@ -39,6 +39,8 @@ def register(sub) -> None:
     t.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     t.add_argument("--steps", type=int, default=10, help="timed optimiser steps (default 10)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (as train --compile); "
+                   "the compile happens in the untimed warm-up steps and is reported separately")
     t.set_defaults(func=_train)
     s = bsub.add_parser("serve", help="loopback load test of the REST API: latency, throughput, /healthz while busy")
     s.add_argument("--url", help="a running server on this machine (default: start one here on 127.0.0.1)")
@@ -85,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
     from pixwizard.train.bench import bench_training
 
     print(json.dumps(bench_training(preset=args.preset, size=args.size, batch=args.batch, steps=args.steps,
-                                    device=args.device), indent=2))
+                                    device=args.device, compile=args.compile), indent=2))
     return 0
 
 

@@ -74,7 +74,7 @@ class JointAttention(nn.Module):
     def forward(self, x: torch.Tensor, freqs: torch.Tensor, q_scale: torch.Tensor | float,
                 self_mask: torch.Tensor | None = None, text: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, semantic: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, N, dim]; freqs complex RoPE rotations; q_scale multiplies the softmax scale
+        """x [B, N, dim]; freqs RoPE rotations (complex, or real cos/sin pairs); q_scale multiplies the softmax scale
         (proportional attention; a float, or [B,1,1,1] for per-item scales); self_mask [B, N] bool key mask (mixed-size batches); text [B, L, text_dim] with
         text_mask [B, L]; semantic [B, K, dim] (already projected and selected)."""
         q_dim = self.heads * self.head_dim

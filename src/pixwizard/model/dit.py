@@ -94,12 +94,12 @@ class PixWizardDiT(nn.Module):
             return math.sqrt(math.log(max(n, 2)) / math.log(max(n_base, 2)))
 
         if valid is None:
-            return rope_2d(rows, cols, hd, cfg.rope_theta, n_ntk, device), scale(rows * cols), None
+            return rope_2d(rows, cols, hd, cfg.rope_theta, n_ntk, device, as_real=True), scale(rows * cols), None
         freqs, scales, masks = [], [], []
         for vr, vc in valid:
             # positions come from the padded grid; theta and scale from the item's own token count
             theta = cfg.rope_theta if n_ntk is None else ntk_theta(cfg.rope_theta, hd // 2, vr * vc, n_ntk)
-            freqs.append(rope_2d(rows, cols, hd, theta, None, device))
+            freqs.append(rope_2d(rows, cols, hd, theta, None, device, as_real=True))
             scales.append(scale(vr * vc))
             m = torch.zeros(rows, cols, dtype=torch.bool, device=device)
             m[:vr, :vc] = True

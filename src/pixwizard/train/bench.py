@@ -30,10 +30,13 @@ def _sync(device: torch.device) -> None:
 
 def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps: int = 5, device: str | None = None,
                    warmup: int = 2, precision: str = "auto", seed: int = 0,
-                   config: PixWizardConfig | None = None, count_flops: bool = False) -> dict[str, Any]:
+                   config: PixWizardConfig | None = None, count_flops: bool = False,
+                   compile: bool = False) -> dict[str, Any]:
     """Time ``steps`` training steps (after ``warmup``) of model preset ``preset`` (or ``config``)
     on ``batch`` random ``size``-px crops. Returns samples/s, seconds per step and the text-encoding
-    costs; with ``count_flops`` also the FLOPs of one step (forward + backward, torch's counter)."""
+    costs; with ``count_flops`` also the FLOPs of one step (forward + backward, torch's counter).
+    With ``compile`` the model is ``torch.compile``d; the warm-up steps (at least 2) include the
+    compile, whose seconds are reported as ``warmup_s``."""
     dev = resolve_device(device)
     cfg = config if config is not None else model_preset(preset)
     multiple = cfg.model.patch_size * cfg.codec.downsample
@@ -41,10 +44,12 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
         raise ValueError(f"size {size} is not a multiple of {multiple} for preset {preset!r}")
     if steps < 1 or batch < 1:
         raise ValueError("steps and batch must be >= 1")
-    model = build_model(cfg, seed).to(dev).train()
-    params = [p for p in model.parameters() if p.requires_grad]
+    raw = build_model(cfg, seed).to(dev).train()
+    model = torch.compile(raw) if compile else raw
+    warmup = max(warmup, 2) if compile else warmup
+    params = [p for p in raw.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
-    ema = EMA(model, 0.999)
+    ema = EMA(raw, 0.999)
     codec = build_codec(cfg.codec).to(dev)
     text = InstructionCache(build_text_encoder(cfg.text, device=str(dev), cache_size=0), capacity=4096)
     gen = torch.Generator().manual_seed(seed)
@@ -60,10 +65,12 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
         losses.mean().backward()
         torch.nn.utils.clip_grad_norm_(params, 2.0)
         opt.step()
-        ema.update(model)
+        ema.update(raw)
 
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         step()
+    warmup_s = time.perf_counter() - t_warm
     flops = None
     if count_flops:
         from torch.utils.flop_counter import FlopCounterMode
@@ -90,5 +97,6 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
         "size": size, "batch": batch, "steps": steps, "params": sum(p.numel() for p in params),
         "seconds_per_step": seconds, "samples_per_s": batch / seconds,
         "text_encode_miss_ms_per_batch": 1000 * miss, "text_encode_hit_ms_per_batch": 1000 * hit,
-        "threads": torch.get_num_threads(), "flops_per_step": flops,
+        "threads": torch.get_num_threads(), "flops_per_step": flops, "compiled": compile,
+        "warmup_s": warmup_s,
     }

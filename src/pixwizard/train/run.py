@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of each batch made on the fly (default 0.5)")
     parser.add_argument("--online-workers", type=int, default=1,
                         help="processes making online items ahead (0 = in the training process)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model: faster steps after a compile of a minute or two "
+                             "(needs a C++ compiler on CPU; `pixwizard bench train --compile` measures it)")
     parser.add_argument("--loss-weights", default=None, metavar="JSON",
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
 
@@ -110,7 +113,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
                       minutes=args.minutes, init=args.init, device=args.device,
                       online_workers=args.online_workers, progress=False if args.no_progress else None,
-                      tensorboard=args.tensorboard)
+                      tensorboard=args.tensorboard, compile=args.compile)
     if args.tensorboard:
         from pixwizard.train.progress import tensorboard_writer
 

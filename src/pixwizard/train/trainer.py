@@ -68,6 +68,7 @@ class RunOptions:
     online_workers: int = 1  # processes making online photo items ahead (0 = in the training process)
     progress: bool | None = None  # progress bar: None = when stderr is a terminal (main process only)
     tensorboard: str | Path | None = None  # also log the metrics lines as TensorBoard scalars here
+    compile: bool = False  # torch.compile the model (CPU: ~1.4x samples/s after a 1-2 minute compile)
 
 
 @dataclass
@@ -163,6 +164,8 @@ class Trainer:
         self.names = list(self.raw.trainable_state_dict().keys())
         self.raw.to(self.device).train()
         self.model = wrap_model(self.raw, self.strategy, self.info)
+        if opts.compile:  # the text length varies per batch: one recompile, then a dynamic-length graph
+            self.model = torch.compile(self.model)
         self.ema = EMA(self.raw, cfg.ema_decay, cfg.ema_warmup)
         params = [p for p in self.raw.parameters() if p.requires_grad]
         self.params = params
