@@ -287,7 +287,7 @@ def test_model_checkpoint_through_the_harness(tmp_path):
     args = ["eval", "--suite", str(suite_file), "--model", str(ckpt), "--out", str(out), "--steps", "2",
             "--device", "cpu", "--no-progress"]
     assert cli_main(args) == 0
-    run = out / "mini" / "model-debug"
+    run = out / "mini" / "model-debug-steps2"  # sampling options name the folder: runs never mix
     metrics = json.loads((run / "metrics.json").read_text())
     assert json.loads((run / "run.json").read_text())["untrained"] is True
     assert metrics["tasks"]["denoise"]["n_items"] == 2
@@ -306,9 +306,12 @@ def test_model_checkpoint_through_the_harness(tmp_path):
     # same item seed -> same output, whatever else runs: rerun from scratch into another root with
     # one item per task only
     assert cli_main(args[:6] + [str(tmp_path / "out2")] + args[7:] + ["--limit", "1"]) == 0
-    assert np.array_equal(read_png(tmp_path / "out2" / "mini" / "model-debug" / "items" / "denoise" / "0000" /
-                                   "output.png"), out1)
-    assert not (tmp_path / "out2" / "mini" / "model-debug" / "items" / "denoise" / "0001").exists()
+    again = tmp_path / "out2" / "mini" / "model-debug-steps2" / "items" / "denoise"
+    assert np.array_equal(read_png(again / "0000" / "output.png"), out1)
+    assert not (again / "0001").exists()
+    # another step count is another run beside it, not a reuse of these outputs
+    assert cli_main(args[:8] + ["3"] + args[9:] + ["--limit", "1"]) == 0
+    assert (out / "mini" / "model-debug-steps3" / "metrics.json").is_file()
 
 
 def test_suite_dataclass_validation():

@@ -254,3 +254,35 @@ def test_condition_skip_model_starts_by_returning_its_input(precision):
     for steps in (1, 3):
         out = p(img, "remove the noise", steps=steps, seed=1).image
         assert np.abs(out.astype(int) - img.astype(int)).max() <= 1
+
+
+def test_shift_offsets_and_image():
+    from pixwizard.pipeline import shift_image, shift_offsets
+
+    assert shift_offsets(1, 8) == [(0, 0)] and shift_offsets(2, 8) == [(0, 0), (4, 4)]
+    assert shift_offsets(4, 8) == [(0, 0), (4, 4), (0, 4), (4, 0)] and shift_offsets(4, 1) == [(0, 0)]
+    with pytest.raises(ValueError, match="shifts must be 1, 2 or 4"):
+        shift_offsets(3, 8)
+    img = image(6, 5)
+    moved = shift_image(img, 2, 3)
+    assert moved.shape == (8, 8, 3) and np.array_equal(moved[2:, 3:], img)
+    assert np.array_equal(moved[1, 3:], img[0]) and np.array_equal(moved[:, 2], moved[:, 3])  # mirrored borders
+    assert shift_image(image(1, 1), 2, 2).shape == (3, 3, 3)  # smaller than the shift: edge copies
+
+
+def test_shift_ensemble_averages_a_pass_on_the_shifted_image(pipe):
+    """shifts=2 = mean of the plain pass and a pass on the image shifted by half a patch (cropped
+    back), each with the next noise draw of one generator; 1 level of rounding allowed."""
+    from pixwizard.pipeline import shift_image
+
+    img, half = image(20, 28, seed=5), pipe.config.model.patch_size * pipe.config.codec.downsample // 2
+    assert half >= 1
+    both = pipe(img, "remove the noise", steps=2, generator=torch.Generator().manual_seed(7), shifts=2).image
+    g = torch.Generator().manual_seed(7)
+    a = pipe(img, "remove the noise", steps=2, generator=g).image.astype(np.float64)
+    b = pipe(shift_image(img, half, half), "remove the noise", steps=2, generator=g).image[half:, half:]
+    assert both.shape == img.shape
+    assert np.abs(both - (a + b) / 2).max() <= 1.0
+    assert not np.array_equal(both, a.astype(np.uint8))
+    assert np.array_equal(pipe(img, "remove the noise", steps=2, seed=3).image,
+                          pipe(img, "remove the noise", steps=2, seed=3, shifts=1).image)

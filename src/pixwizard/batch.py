@@ -158,7 +158,8 @@ def request_of(item: Item, args: argparse.Namespace, model: dict) -> dict:
             "image_mtime_ns": item.image.stat().st_mtime_ns, "instruction": item.instruction, "task": item.task,
             "seed": item.seed, "steps": item.steps, "text_guidance": args.text_guidance,
             "image_guidance": args.image_guidance, "size": args.size, "sampler": args.sampler,
-            "typed": not args.no_typed, "model_sha256": model["sha256"], "precision": args.precision}
+            "typed": not args.no_typed, "model_sha256": model["sha256"], "precision": args.precision,
+            "shifts": getattr(args, "shifts", None)}
 
 
 def provenance(result, *, image_path, output: Path, written: dict, model: dict, pipe, timings: dict,
@@ -292,7 +293,7 @@ def _run_item(pipe, item: Item, request: dict, args: argparse.Namespace, model: 
         warnings.simplefilter("ignore")
         result = pipe(img, item.instruction, steps=item.steps, text_guidance=args.text_guidance,
                       image_guidance=args.image_guidance, seed=item.seed, size=args.size, sampler=args.sampler,
-                      task=item.task, decode=not args.no_typed)
+                      task=item.task, decode=not args.no_typed, shifts=getattr(args, "shifts", None))
     t2 = time.perf_counter()
     written = write_output_set(item.output, result.image, result.decoded, result.task)
     t3 = time.perf_counter()

@@ -125,6 +125,7 @@ class FlowConfig:
     t_eps: float = 0.05  # x-prediction loss: both sides (x1_hat - x_t) / max(1 - t, t_eps); sampling uses 1 - t
     sampler: Literal["euler", "heun"] = "euler"
     steps: int = 4
+    shifts: int = 1  # sampler passes at half-patch offsets, averaged (1, 2 or 4; see PixWizardPipeline)
     sample_shift: float = 1.0
     text_guidance: float = 1.0
     image_guidance: float = 1.0

@@ -92,6 +92,25 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def shift_offsets(shifts: int, multiple: int) -> list[tuple[int, int]]:
+    """(dy, dx) offsets of the passes of a shift ensemble: 1 -> none, 2 -> none and the half-patch
+    diagonal, 4 -> all four half-patch offsets (``multiple`` = patch size in pixels)."""
+    if shifts not in (1, 2, 4):
+        raise ValueError(f"shifts must be 1, 2 or 4, got {shifts}")
+    h = multiple // 2
+    if h == 0:
+        return [(0, 0)]
+    return [(0, 0), (h, h), (0, h), (h, 0)][:shifts]
+
+
+def shift_image(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Mirror ``dy`` rows on top and ``dx`` columns on the left (the content moves down-right)."""
+    if dy == 0 and dx == 0:
+        return img
+    mode = "symmetric" if min(img.shape[:2]) >= max(dy, dx) else "edge"
+    return np.pad(img, ((dy, 0), (dx, 0), (0, 0)), mode=mode)
+
+
 def working_size(h: int, w: int, size: int | None, max_pixels: int,
                  limit: int | None = None) -> tuple[int, int]:
     """The size the model runs at: ``size`` = longest side if given, else the input's own size,
@@ -241,11 +260,14 @@ class PixWizardPipeline:
                  sampler: str | None = None, task: str | None = None, decode: bool = True,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  image_guidance_scale: float | None = None, generator: torch.Generator | None = None,
-                 output_type: str = "np") -> PixWizardResult:
+                 output_type: str = "np", shifts: int | None = None) -> PixWizardResult:
         """Run one instruction. ``task`` (a registry id) says how to decode the output into typed
         results; by default the instruction is routed to a task. ``decode=False`` skips both.
         The diffusers names (``num_inference_steps``, ``guidance_scale``, ``image_guidance_scale``,
-        ``generator``, ``output_type="pil"``) work too: see ``pixwizard.pipeline_args``."""
+        ``generator``, ``output_type="pil"``) work too: see ``pixwizard.pipeline_args``.
+        ``shifts`` (1, 2 or 4; default the model's ``flow.shifts``) runs the sampler that many times
+        with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
+        each pass's patch borders fall inside the other's patches (:func:`shift_offsets`)."""
         steps = merge_alias("steps", steps, "num_inference_steps", num_inference_steps)
         text_guidance = merge_alias("text_guidance", text_guidance, "guidance_scale", guidance_scale)
         image_guidance = merge_alias("image_guidance", image_guidance, "image_guidance_scale", image_guidance_scale)
@@ -271,6 +293,7 @@ class PixWizardPipeline:
                 raise ValueError(f"the {name} scale must be a finite number, got {value}")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        shifts = flow.shifts if shifts is None else shifts
         if not 0 <= int(seed) < 2 ** 63:
             raise ValueError(f"the seed must be an integer in [0, 2**63), got {seed}")
         run_sampler = get_sampler(sampler or flow.sampler)
@@ -280,16 +303,19 @@ class PixWizardPipeline:
         wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
         work = img if (wh, ww) == (h, w) else _resize(img, (ww, wh), shrink=True)
         multiple = self.config.model.patch_size * self.config.codec.downsample
-        padded, _ = pad_to_multiple(work, multiple)
-        cond_pixels = to_model_tensor(padded, self.device)
-        cond = self.codec.encode(cond_pixels)
         text = self.encode_text([instruction.strip()])
-        v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
         gens = [generator] if generator is not None else item_generators([seed])
-        x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
-        x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
-        out = to_uint8(self.codec.decode(x1))
-        out = crop_back(out, (wh, ww))
+        total = None
+        for dy, dx in shift_offsets(shifts, multiple):  # one pass, or passes at half-patch offsets
+            padded, _ = pad_to_multiple(shift_image(work, dy, dx), multiple)
+            cond_pixels = to_model_tensor(padded, self.device)
+            cond = self.codec.encode(cond_pixels)
+            v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
+            x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
+            x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
+            pixels = self.codec.decode(x1).float().clamp(-1, 1)[..., dy:dy + wh, dx:dx + ww]
+            total = pixels if total is None else total + pixels
+        out = to_uint8(total / len(shift_offsets(shifts, multiple)))
         if (wh, ww) != (h, w):
             out = _resize(out, (w, h), shrink=False)
         result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))

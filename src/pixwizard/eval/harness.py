@@ -252,10 +252,12 @@ class ModelPredictor:
     pipe: Any
     spec: str
     steps: int | None = None
+    shifts: int | None = None
 
     @property
-    def tag(self) -> str:
-        return "model-default" if self.spec == "default" else f"model-{Path(self.spec).stem}"
+    def tag(self) -> str:  # sampling options other than the model's own name the folder: no mixing of runs
+        base = "model-default" if self.spec == "default" else f"model-{Path(self.spec).stem}"
+        return base + "".join(f"-{k}{v}" for k, v in (("steps", self.steps), ("shifts", self.shifts)) if v is not None)
 
     @property
     def untrained(self) -> bool:
@@ -269,23 +271,27 @@ class ModelPredictor:
                  seed: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the untrained warning is recorded once in run.json
-            return self.pipe(image, instruction, steps=self.steps, seed=seed, task=task, decode=False).image
+            return self.pipe(image, instruction, steps=self.steps, seed=seed, task=task, decode=False,
+                             shifts=self.shifts).image
 
 
-def make_predictor(model: str, *, device: str | None = None, steps: int | None = None) -> Predictor:
+def make_predictor(model: str, *, device: str | None = None, steps: int | None = None,
+                   shifts: int | None = None) -> Predictor:
     """``baseline:NAME`` / ``baseline:auto`` / ``default`` (the shipped checkpoint) / a checkpoint path."""
     if model.startswith("baseline:"):
         return BaselinePredictor(model.split(":", 1)[1])
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
+    if shifts is not None and shifts not in (1, 2, 4):
+        raise ValueError(f"--shifts must be 1, 2 or 4, got {shifts}")
     from pixwizard.pipeline import PixWizardPipeline
 
     if model == "default":
-        return ModelPredictor(PixWizardPipeline.from_pretrained(None, device=device), "default", steps)
+        return ModelPredictor(PixWizardPipeline.from_pretrained(None, device=device), "default", steps, shifts)
     if not Path(model).is_file():
         raise FileNotFoundError(f"--model {model}: no such checkpoint file (or use default, baseline:auto, "
                                 "baseline:NAME)")
-    return ModelPredictor(PixWizardPipeline.from_pretrained(model, device=device), str(model), steps)
+    return ModelPredictor(PixWizardPipeline.from_pretrained(model, device=device), str(model), steps, shifts)
 
 
 # ----------------------------------------------------------------------------- files
