@@ -207,8 +207,8 @@ def test_resume_is_exact_and_export_loads(tmp_path, dataset):
 
 
 def test_init_continues_the_loaded_average(tmp_path, dataset):
-    """--init loads an exported model (itself an EMA) and the EMA goes on from it at the full decay:
-    after one step it is 0.9 init + 0.1 weights (debug decay 0.9), not the warm-up's 0.1 / 0.9."""
+    """--init loads an exported model (itself an EMA) and the EMA goes on from it at the full decay
+    (debug decay 0.9 from the first update), not with the warm-up's 0.1, 0.17, ... that forgets it."""
     cfg = preset("debug")
     first = train(cfg, RunOptions(out=tmp_path / "first", data=[str(dataset)], max_steps=2))
     from pixwizard.checkpoint import load_model

@@ -22,7 +22,7 @@ from pixwizard.checkpoint import DEFAULT_CHECKPOINT, load_model
 from pixwizard.config import PixWizardConfig, preset
 from pixwizard.flow import (combine, get_sampler, item_generators, needed_branches, noise_like, sampling_velocity,
                             time_grid)
-from pixwizard.imageio import crop_back, load_image, pad_to_multiple
+from pixwizard.imageio import load_image, pad_to_multiple
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.encoders.base import TextEncoding
 from pixwizard.pipeline_args import as_output, check_output_type, checkpoint_file, merge_alias
@@ -293,7 +293,8 @@ class PixWizardPipeline:
                 raise ValueError(f"the {name} scale must be a finite number, got {value}")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        shifts = flow.shifts if shifts is None else shifts
+        multiple = self.config.model.patch_size * self.config.codec.downsample
+        offsets = shift_offsets(flow.shifts if shifts is None else shifts, multiple)
         if not 0 <= int(seed) < 2 ** 63:
             raise ValueError(f"the seed must be an integer in [0, 2**63), got {seed}")
         run_sampler = get_sampler(sampler or flow.sampler)
@@ -302,11 +303,10 @@ class PixWizardPipeline:
 
         wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
         work = img if (wh, ww) == (h, w) else _resize(img, (ww, wh), shrink=True)
-        multiple = self.config.model.patch_size * self.config.codec.downsample
         text = self.encode_text([instruction.strip()])
         gens = [generator] if generator is not None else item_generators([seed])
         total = None
-        for dy, dx in shift_offsets(shifts, multiple):  # one pass, or passes at half-patch offsets
+        for dy, dx in offsets:  # one pass, or passes at half-patch offsets
             padded, _ = pad_to_multiple(shift_image(work, dy, dx), multiple)
             cond_pixels = to_model_tensor(padded, self.device)
             cond = self.codec.encode(cond_pixels)
@@ -315,7 +315,7 @@ class PixWizardPipeline:
             x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
             pixels = self.codec.decode(x1).float().clamp(-1, 1)[..., dy:dy + wh, dx:dx + ww]
             total = pixels if total is None else total + pixels
-        out = to_uint8(total / len(shift_offsets(shifts, multiple)))
+        out = to_uint8(total / len(offsets))
         if (wh, ww) != (h, w):
             out = _resize(out, (w, h), shrink=False)
         result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
