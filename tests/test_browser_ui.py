@@ -133,6 +133,7 @@ def test_errors_are_shown_and_advanced_options_and_task_override_apply(served, b
     page.get_by_text("Advanced").click()
     set_number(page, "#steps input[type=number]", "1", shown_by="#steps input[type=range]")
     set_number(page, "#seed input", "5")
+    page.locator("#shifts").get_by_label("2", exact=True).check()
     task = page.locator("#task input")
     task.click()
     task.fill("Depth estimation")
@@ -142,7 +143,7 @@ def test_errors_are_shown_and_advanced_options_and_task_override_apply(served, b
     page.locator("#run").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('64x48')", timeout=60_000)
     status = page.locator("#status").inner_text()
-    assert "depth (given)" in status and "1 steps" in status and "seed 5" in status
+    assert "depth (given)" in status and "1 steps" in status and "seed 5" in status and "2 passes" in status
     names = page.locator("#downloads a[download]").evaluate_all("els => els.map(e => e.getAttribute('download'))")
     assert sorted(names) == ["result.depth.npy", "result.depth16.png", "result.png"]
     page.close()

@@ -63,6 +63,33 @@ def test_a_given_task_overrides_routing_and_gives_its_typed_outputs(client):
     assert depth.shape == (24, 32) and depth.dtype == np.float32 and np.all((depth >= 0.5) & (depth <= 20))
 
 
+def test_shifted_passes_are_an_option_and_are_reported(client, pipe):
+    source = np.asarray(Image.open(io.BytesIO(png_bytes())))
+    body = post(client, instruction="remove the noise", task="denoise", steps=2, seed=5, shifts=2).json()
+    assert body["shifts"] == 2
+    two = pipe(source, "remove the noise", steps=2, seed=5, task="denoise", shifts=2).image
+    one = pipe(source, "remove the noise", steps=2, seed=5, task="denoise", shifts=1).image
+    assert np.array_equal(decode_png(body["image"]["data_base64"]), two) and not np.array_equal(two, one)
+    assert post(client, instruction="remove the noise", steps=1).json()["shifts"] == pipe.config.flow.shifts
+
+
+def test_progress_runs_over_all_shifted_passes(pipe):
+    image = np.zeros((16, 16, 3), np.uint8)
+    with Engine(pipe, route_fn=keyword_route) as engine:
+        job = engine.submit(image, JobOptions("denoise", steps=1000, task="denoise", shifts=2))
+        seen, deadline = [], time.monotonic() + 30
+        while job.passes_started < 2 and time.monotonic() < deadline:
+            seen.append((job.passes_started, job.progress))
+            time.sleep(0.002)
+        job.cancel()
+        with pytest.raises(Cancelled):
+            job.future.result(10)
+    first = [p for n, p in seen if n == 1]
+    assert first and max(first) <= 0.5 and max(first) > 0  # the first of two passes fills half the bar
+    with pytest.raises(ValueError, match="shifts"):
+        engine.submit(image, JobOptions("denoise", shifts=3))
+
+
 def test_low_confidence_routing_is_said(client):
     body = post(client, instruction="do something nice", steps=1).json()
     assert body["route"]["low_confidence"] and any("low confidence" in n for n in body["notes"])
@@ -94,6 +121,7 @@ def test_tasks_health_and_openapi(client):
     (None, {"instruction": "denoise", "steps": 9}, 422, "at most 8"),
     (None, {"instruction": "denoise", "steps": 0}, 422, "steps"),
     (None, {"instruction": "denoise", "colour": "red"}, 422, "colour"),
+    (None, {"instruction": "denoise", "shifts": 3}, 422, "shifts"),
 ])
 def test_bad_requests_get_a_one_line_4xx(client, image, options, code, words):
     r = client.post("/v1/run", files={"image": ("in.png", png_bytes() if image is None else image, "image/png")},

@@ -54,6 +54,7 @@ class PixWizardResult:
     route: Route | None = None  # how the instruction was routed (None when the task was given)
     decoded: Decoded | None = None  # typed outputs: mask, boxes, depth, normals, labels
     notes: list[str] = field(default_factory=list)
+    shifts: int = 1  # sampler passes averaged (half-patch shift ensemble)
 
     @property
     def images(self) -> list:
@@ -318,7 +319,8 @@ class PixWizardPipeline:
         out = to_uint8(total / len(offsets))
         if (wh, ww) != (h, w):
             out = _resize(out, (w, h), shrink=False)
-        result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww))
+        result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww),
+                                 shifts=len(offsets))
         if decode:
             if task is None:
                 result.route = self.route(instruction.strip())

@@ -61,6 +61,7 @@ class JobOptions:
     image_guidance: float | None = None
     seed: int = 0
     size: int | None = None
+    shifts: int | None = None
 
 
 @dataclass
@@ -84,7 +85,8 @@ class Job:
     options: JobOptions
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     future: Future = field(default_factory=Future)
-    progress: float = 0.0  # sampler time in [0, 1]
+    progress: float = 0.0  # sampler time in [0, 1], over all shifted passes
+    passes_started: int = 0  # sampler passes begun (a shift ensemble runs several)
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -228,6 +230,8 @@ class Engine:
             raise ValueError("the instruction is empty: say what to do with the image")
         if options.task is not None:
             get_task(options.task)
+        if options.shifts is not None and options.shifts not in (1, 2, 4):
+            raise ValueError(f"shifts must be 1, 2 or 4, got {options.shifts}")
         if not self.running:
             raise Unavailable("the model worker is not running")
         job = Job(image=image, options=options, unqueue=self._queue.remove)
@@ -287,7 +291,7 @@ class Engine:
             warnings.simplefilter("ignore")  # the untrained notice is reported in the result
             result = self.pipe(job.image, o.instruction, steps=o.steps, text_guidance=o.text_guidance,
                                image_guidance=o.image_guidance, seed=o.seed, size=o.size, task=task,
-                               decode=not no_match)
+                               decode=not no_match, shifts=o.shifts)
         result.route = route
         if no_match:
             result.notes.insert(0, f"{route.message()}; choose the task for typed outputs")
@@ -331,14 +335,19 @@ class Engine:
         make = self.pipe.velocity_fn
 
         def velocity_fn(*args, **kw):
-            v = make(*args, **kw)
+            v = make(*args, **kw)  # one call per sampler pass
+            job = self._current
+            done, passes = 0, 1
+            if job is not None:
+                done, job.passes_started = job.passes_started, job.passes_started + 1
+                passes = max(job.options.shifts or self.pipe.config.flow.shifts, done + 1)
 
             def tracked(x, t):
                 job = self._current
                 if job is not None:
                     if job.cancelled.is_set():
                         raise Cancelled("cancelled")
-                    job.progress = max(job.progress, min(1.0, float(t.max())))
+                    job.progress = max(job.progress, min(1.0, (done + float(t.max())) / passes))
                 return v(x, t)
 
             return tracked

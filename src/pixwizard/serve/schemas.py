@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -19,6 +21,9 @@ class RunOptions(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="noise seed")
     size: int | None = Field(None, ge=8, description="run the model with this longest side; the output is "
                                                      "resized back to the input's size")
+    shifts: Literal[1, 2, 4] | None = Field(None, description="sampler passes averaged, each on the image shifted by "
+                                                              "half a patch (hides the patch grid; each pass costs "
+                                                              "one run)")
 
 
 class FileOut(BaseModel):
@@ -56,6 +61,7 @@ class RunResponse(BaseModel):
     width: int
     height: int
     steps: int
+    shifts: int = Field(description="sampler passes averaged")
     seed: int
     working_size: list[int] = Field(description="[height, width] the model ran at")
     untrained: bool
