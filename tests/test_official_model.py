@@ -5,19 +5,18 @@ them) gives exactly the output it gave before they existed, and each switch chan
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import pytest
 import torch
 
-from pixwizard.checkpoint import DEFAULT_CHECKPOINT, load_model
+from pixwizard.checkpoint import DEFAULT_CHECKPOINT, load_model, tensors_digest
 from pixwizard.config import ModelConfig, preset
 from pixwizard.model.dit import PixWizardDiT
 
 # pixwizard-tiny's DiT output for the fixed input below, every 97th value, recorded with the code
 # before the switches existed (commit 250f135, where these weights were trained: its file
 # ../shared/warmstart/pixwizard-tiny-warmstart.safetensors holds the same tensors), fp32, 1 thread
-GOLDEN_TENSORS_SHA256 = "bda478cd5e6bc1e1820d93b92fdd05eeb7f148e49542753a09bb35fc1c8cfb82"  # tensors_sha256
+GOLDEN_TENSORS_SHA256 = "bda478cd5e6bc1e1820d93b92fdd05eeb7f148e49542753a09bb35fc1c8cfb82"  # checkpoint.tensors_digest
 GOLDEN_SUM, GOLDEN_ABS_SUM = -294.041504, 1850.615356
 GOLDEN = [-0.178091, 0.023079, -0.114192, -0.103854, 0.068424, -0.146859, -0.077247, -0.044723, -0.128289,
           -0.063640, -0.282288, -0.037580, 0.021104, -0.232522, -0.317463, -0.145421, 0.083869, -0.028609,
@@ -45,20 +44,8 @@ def _inputs(text_dim=384, task_dim=384, sem_dim=128, channels=3, h=32, w=40, n_s
     return dict(x=x, t=t, cond=cond, text_tokens=tok, text_mask=mask, text_pooled=pooled, semantic=sem)
 
 
-def tensors_sha256(path) -> str:
-    """Digest of a safetensors file's tensors (names, dtypes, shapes, bytes), not of its metadata: a
-    new sampling default or notice in the header does not touch the weights these values guard."""
-    from safetensors.torch import load_file
-
-    h = hashlib.sha256()
-    for name, t in sorted(load_file(str(path)).items()):
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def test_shipped_tiny_checkpoint_keeps_its_output_exactly():
-    if tensors_sha256(DEFAULT_CHECKPOINT) != GOLDEN_TENSORS_SHA256:
+    if tensors_digest(DEFAULT_CHECKPOINT) != GOLDEN_TENSORS_SHA256:
         pytest.skip("the shipped weights changed since the golden values were recorded; re-record them "
                     "with the code of this test on the new file")
     model, info = load_model(DEFAULT_CHECKPOINT)

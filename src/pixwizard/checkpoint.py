@@ -76,6 +76,47 @@ def sort_header(path: str | Path) -> None:
         copy.unlink(missing_ok=True)
 
 
+def tensors_digest(path: str | Path) -> str:
+    """SHA-256 of a safetensors file's tensors (names, dtypes, shapes, bytes), not of its metadata:
+    a new sampling default or notice in the header leaves it unchanged. Reads one tensor at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with safe_open(str(path), framework="pt") as f:
+        for name in sorted(f.keys()):
+            t = f.get_tensor(name)
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_metadata(src: str | Path, dst: str | Path, metadata: dict[str, str]) -> None:
+    """Copy the safetensors file ``src`` to ``dst`` (atomically; ``dst`` may be ``src``) with its
+    metadata replaced by ``metadata``: the data section is copied byte for byte, the header keeps
+    the tensors' entries (their offsets are relative to the data section) and is written sorted."""
+    src, dst = Path(src), Path(dst)
+    with open(src, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    new = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    new += b" " * (-len(new) % 8)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            out.write(len(new).to_bytes(8, "little") + new)
+            f.seek(8 + n)
+            shutil.copyfileobj(f, out, 1 << 20)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def save_model(model, path: str | Path, trained_samples: int = 0, extra: dict[str, str] | None = None) -> None:
     meta = {"format": FORMAT, "pixwizard_config": model.config.to_json(), "pixwizard_version": __version__,
             "trained_samples": str(int(trained_samples))}

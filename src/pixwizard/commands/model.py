@@ -1,0 +1,106 @@
+"""``pixwizard model``: look inside a model file, and set the sampling defaults it carries.
+
+``pixwizard model info FILE`` prints what the file holds: its configuration's size, the samples it
+was trained on, its notice, its sampling defaults and the digest of its tensors.
+
+``pixwizard model set FILE [--out OUT] [--steps N] [--shifts 1|2|4] ...`` writes the same tensors
+with new sampling defaults (the ``flow`` settings ``run``, ``eval``, ``serve`` and the Python
+pipeline use when not told otherwise), a new notice or a new sample count. The tensors are copied
+byte for byte (``info`` shows the same digest); the file is written atomically, in place unless
+``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+SAMPLING = ("steps", "shifts", "sampler", "text_guidance", "image_guidance", "sample_shift")
+
+
+def _file_info(path: str) -> dict:
+    from pixwizard.checkpoint import read_info, tensors_digest
+
+    info = read_info(path)
+    cfg = info.config
+    m = cfg.model
+    return {"file": str(path), "name": cfg.name, "trained_samples": info.trained_samples,
+            "notice": info.extra.get("notice"), "version": info.extra.get("pixwizard_version"),
+            "model": {"dim": m.dim, "depth": m.depth, "heads": m.heads, "patch_size": m.patch_size},
+            "sampling": {k: getattr(cfg.flow, k) for k in SAMPLING}, "tensors_sha256": tensors_digest(path)}
+
+
+def _info(args: argparse.Namespace) -> int:
+    d = _file_info(args.file)
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    m = d["model"]
+    print(f"{d['file']}: {d['name']} (dim {m['dim']}, depth {m['depth']}, heads {m['heads']}, patch {m['patch_size']}), "
+          f"trained on {d['trained_samples']:,} samples")
+    print("sampling defaults: " + ", ".join(f"{k} {v}" for k, v in d["sampling"].items()))
+    if d["notice"]:
+        print(f"notice: {d['notice']}")
+    print(f"tensors sha256: {d['tensors_sha256']}")
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    from safetensors import safe_open
+
+    from pixwizard.checkpoint import read_info, write_metadata
+    from pixwizard.config import PixWizardConfig
+
+    read_info(args.file)  # a clear error for a file that is not a PixWizard model
+    with safe_open(str(args.file), framework="pt") as f:
+        meta = dict(f.metadata())
+    raw = json.loads(meta["pixwizard_config"])
+    changes = {k: getattr(args, k) for k in SAMPLING if getattr(args, k) is not None}
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    for k in ("text_guidance", "image_guidance", "sample_shift"):
+        if k in changes and not (math.isfinite(changes[k]) and changes[k] >= 0):
+            raise ValueError(f"--{k.replace('_', '-')} must be a finite number >= 0, got {changes[k]}")
+    if args.trained_samples is not None and args.trained_samples < 0:
+        raise ValueError(f"--trained-samples must be >= 0, got {args.trained_samples}")
+    if not changes and args.notice is None and not args.no_notice and args.trained_samples is None:
+        raise ValueError("nothing to set: give --steps, --shifts, --sampler, --text-guidance, --image-guidance, "
+                         "--sample-shift, --notice, --no-notice or --trained-samples")
+    raw.setdefault("flow", {}).update(changes)
+    meta["pixwizard_config"] = PixWizardConfig.from_dict(raw).to_json()  # checked and complete
+    if args.no_notice:
+        meta.pop("notice", None)
+    elif args.notice is not None:
+        meta["notice"] = " ".join(args.notice.split())
+    if args.trained_samples is not None:
+        meta["trained_samples"] = str(args.trained_samples)
+    out = args.out or args.file
+    write_metadata(args.file, out, meta)
+    d = _file_info(out)
+    print(f"wrote {out}: sampling defaults " + ", ".join(f"{k} {v}" for k, v in d["sampling"].items())
+          + f"; tensors sha256 {d['tensors_sha256'][:16]}... (unchanged)")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("model", help="show a model file, or set its sampling defaults",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    info = sub.add_parser("info", help="what a model file holds (size, samples, notice, defaults, digest)")
+    info.add_argument("file", help="a PixWizard model file (.safetensors)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_info)
+    s = sub.add_parser("set", help="write the same tensors with new sampling defaults, notice or sample count")
+    s.add_argument("file", help="a PixWizard model file (.safetensors)")
+    s.add_argument("--out", help="write here (default: the file itself, atomically)")
+    s.add_argument("--steps", type=int, help="sampling steps")
+    s.add_argument("--shifts", type=int, choices=(1, 2, 4), help="sampler passes at half-patch offsets, averaged")
+    s.add_argument("--sampler", choices=("euler", "heun"))
+    s.add_argument("--text-guidance", type=float)
+    s.add_argument("--image-guidance", type=float)
+    s.add_argument("--sample-shift", type=float, help="time-grid shift of the sampler")
+    s.add_argument("--notice", help="one line the tools show users (e.g. that a checkpoint is an early one)")
+    s.add_argument("--no-notice", action="store_true", help="remove the notice")
+    s.add_argument("--trained-samples", type=int, help="the samples the weights were trained on")
+    s.set_defaults(func=_set)
