@@ -95,6 +95,9 @@ class ModelConfig:
     # guidance; the condition is zero where it is dropped and for text-to-image. Not in the paper
     # (measured in MODEL_CARD.md and docs/ablations.md).
     condition_skip: bool = False
+    # Width of a convolutional refinement of the output across patch borders (0: none; see
+    # pixwizard.model.refine). Zero-initialised, so a model grown with it starts unchanged. Not in the paper.
+    refine: int = 0
     # Forward-pass conventions. The defaults are ours (and what every checkpoint trained here was
     # trained with); the released PixWizard checkpoint needs the other value of each
     # (``pixwizard convert`` writes them; docs/official-checkpoint.md):
@@ -142,6 +145,8 @@ class PixWizardConfig:
     max_pixels: int = 4096 * 4096  # images above this are refused
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, ModelConfig) and not (isinstance(self.model.refine, int) and self.model.refine >= 0):
+            raise ValueError(f"model.refine must be a width >= 0 (0: no refinement), got {self.model.refine!r}")
         if isinstance(self.model, ModelConfig) and isinstance(self.flow, FlowConfig) and self.model.condition_skip:
             if self.flow.prediction != "x":
                 raise ValueError("model.condition_skip needs flow.prediction = 'x' (it anchors the clean-target "

@@ -13,6 +13,10 @@ from pixwizard.config import PixWizardConfig
 from pixwizard.model.dit import PixWizardDiT
 from pixwizard.model.encoders.base import TextEncoding
 from pixwizard.model.encoders.semantic import build_semantic_encoder
+from pixwizard.model.refine import RefineHead
+
+# parts that start as the identity: a model grown with them loads a file without them (``train --init``)
+GROWN_PARTS = ("refine.",)
 
 
 class PixWizard(nn.Module):
@@ -29,6 +33,8 @@ class PixWizard(nn.Module):
         if self.skip_gate is not None:
             nn.init.zeros_(self.skip_gate.weight)
             nn.init.zeros_(self.skip_gate.bias)
+        # refinement across patch borders (zero-initialised: starts as the identity)
+        self.refine = RefineHead(cfg.model.in_channels, cfg.model.refine) if cfg.model.refine else None
 
     def encode_semantic(self, cond_pixels: torch.Tensor, valid_sizes: list[tuple[int, int]] | None = None):
         """Semantic tokens of the condition image [B, 3, H, W] in [-1, 1]; in a padded mixed-size
@@ -54,12 +60,15 @@ class PixWizard(nn.Module):
                 semantic: torch.Tensor | None, valid_sizes: list[tuple[int, int]] | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """The network output given already-encoded semantic tokens (the sampler encodes them once
-        per image, not once per step): the DiT output, plus the gated ``cond`` with ``model.condition_skip``."""
+        per image, not once per step): the DiT output, plus the gated ``cond`` with ``model.condition_skip``,
+        refined across patch borders with ``model.refine``."""
         out = self.dit(x_t, t, cond=cond, text_tokens=text.tokens, text_mask=text.mask,
                        text_pooled=text.pooled, semantic=semantic, valid_sizes=valid_sizes, generator=generator)
         if self.skip_gate is not None:  # x1_hat = gate * condition + change (config checks prediction = x)
             gate = 1 + self.skip_gate(text.pooled.to(self.skip_gate.weight.dtype))
             out = out + gate.to(out.dtype)[:, :, None, None] * cond.to(out.dtype)
+        if self.refine is not None:
+            out = self.refine(out, cond, t)
         return out
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -168,10 +168,14 @@ def read_state(ckpt: str | Path) -> dict[str, Any]:
 
 
 def load_weights_into(model: nn.Module, path: str | Path, names: list[str],
-                      state: dict[str, torch.Tensor] | None = None) -> None:
+                      state: dict[str, torch.Tensor] | None = None, grown: tuple[str, ...] = ()) -> list[str]:
     """Load a pixwizard model checkpoint's tensors into ``model`` (plain or FSDP2), strictly by
-    ``names`` (``state``: the file's tensors when already read)."""
+    ``names`` (``state``: the file's tensors when already read). Names starting with a prefix in
+    ``grown`` (parts added to the model that start as the identity, e.g. ``refine.``) may be absent
+    from the file: they keep their initialisation. Returns those names."""
     state = load_file(str(path), device="cpu") if state is None else state
+    kept = sorted(n for n in names if n not in state and n.startswith(grown)) if grown else []
+    names = [n for n in names if n not in kept]
     missing = sorted(set(names) - set(state))
     unexpected = sorted(set(state) - set(names))
     if missing or unexpected:
@@ -179,6 +183,7 @@ def load_weights_into(model: nn.Module, path: str | Path, names: list[str],
     own = model.state_dict()
     for n in names:
         assign_full(own[n], state[n])
+    return kept
 
 
 class CheckpointError(ValueError):

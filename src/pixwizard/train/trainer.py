@@ -33,7 +33,7 @@ import torch.nn as nn
 from pixwizard.config import FlowConfig, PixWizardConfig
 from pixwizard.flow import apply_dropout, draw_dropout, flow_loss, interpolate, sample_training_times
 from pixwizard.model.encoders import build_codec, build_text_encoder
-from pixwizard.model.pixwizard import PixWizard
+from pixwizard.model.pixwizard import GROWN_PARTS, PixWizard
 from pixwizard.runtime import autocast, resolve_device
 from pixwizard.tasks import task_ids
 from pixwizard.train import checkpoint as ckpt_io
@@ -259,7 +259,10 @@ class Trainer:
         self.stream_stage = index
         init = self.opts.init if index == 0 and self.opts.init else stage.init
         if local == 0 and init:
-            ckpt_io.load_weights_into(self.raw, init, self.names)
+            kept = ckpt_io.load_weights_into(self.raw, init, self.names, grown=GROWN_PARTS)
+            if kept:
+                print(f"{init}: grown parts start at their initialisation ({len(kept)} tensors: "
+                      f"{', '.join(sorted({n.split('.')[0] for n in kept}))})", flush=True)
             with torch.no_grad():
                 for n, p in self.raw.named_parameters():
                     if n in self.ema.shadow:
