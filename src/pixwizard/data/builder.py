@@ -148,7 +148,7 @@ def package_versions() -> dict[str, str]:
 # ----------------------------------------------------------------------------- one item
 
 
-class _PhotoCache:
+class PhotoCache:
     """Per-process LRU of decoded photos (bounded in bytes); remembers unreadable files too."""
 
     def __init__(self, max_bytes: int = 256 << 20) -> None:
@@ -182,7 +182,7 @@ class ItemContext:
     toolkit: Toolkit
     photos: Sequence[str]
     textures: Sequence[Path] | None
-    cache: _PhotoCache = field(default_factory=_PhotoCache)
+    cache: PhotoCache = field(default_factory=PhotoCache)
 
 
 @dataclass

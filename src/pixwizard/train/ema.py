@@ -32,6 +32,15 @@ class EMA:
         if self.warmup and self.decay > 0.0:
             self.updates = max(self.updates, math.ceil((10.0 * self.decay - 1.0) / (1.0 - self.decay)))
 
+    @torch.no_grad()
+    def start_from(self, model: nn.Module) -> None:
+        """Take ``model``'s weights (just loaded from an exported model file) as the average under way:
+        copy them into the shadow, then :meth:`continue_average`."""
+        for n, p in model.named_parameters():
+            if n in self.shadow:
+                self.shadow[n].copy_(p.detach().float())
+        self.continue_average()
+
     def current_decay(self) -> float:
         if not self.warmup:
             return self.decay

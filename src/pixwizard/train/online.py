@@ -35,7 +35,7 @@ class OnlineRecipe:
     """The photo tasks of a recipe, their weights, and the photos (resolved once)."""
 
     def __init__(self, path: str | Path, part: int = 0, cache_bytes: int = 8 << 30):
-        from pixwizard.data.builder import ItemContext, _PhotoCache, default_toolkit
+        from pixwizard.data.builder import ItemContext, PhotoCache, default_toolkit
         from pixwizard.data.recipe import load_recipe
 
         self.path = str(path)
@@ -59,7 +59,7 @@ class OnlineRecipe:
         w = np.array([tasks[t] for t in self.tasks], dtype=np.float64)
         self.probs = w / w.sum()
         # decoded photos stay in memory: re-decoding 4K wallpapers would dominate the cost of an item
-        self.ctx = ItemContext(self.recipe, toolkit, sorted(photos), None, cache=_PhotoCache(cache_bytes))
+        self.ctx = ItemContext(self.recipe, toolkit, sorted(photos), None, cache=PhotoCache(cache_bytes))
 
     def task_of(self, index: int) -> str:
         rng = np.random.default_rng([self.recipe.seed, _TASK_SALT, index])

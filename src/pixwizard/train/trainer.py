@@ -263,11 +263,7 @@ class Trainer:
             if kept:
                 print(f"{init}: grown parts start at their initialisation ({len(kept)} tensors: "
                       f"{', '.join(sorted({n.split('.')[0] for n in kept}))})", flush=True)
-            with torch.no_grad():
-                for n, p in self.raw.named_parameters():
-                    if n in self.ema.shadow:
-                        self.ema.shadow[n].copy_(p.detach().float())
-            self.ema.continue_average()  # a model file is an EMA export: continue it, not restart it
+            self.ema.start_from(self.raw)  # a model file is an EMA export: continue it, not restart it
 
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
