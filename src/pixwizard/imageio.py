@@ -351,6 +351,16 @@ def save_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     return _atomic_write(path, lambda f: im.save(f, format=fmt))
 
 
+def npy_bytes(arr: np.ndarray) -> bytes:
+    """An array as the bytes of a ``.npy`` file (no pickling). ``data.shards`` keeps its own copy:
+    build workers import it without torch, which this module imports."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
 def save_array_npy(path: str | os.PathLike, arr: np.ndarray) -> Path:
     """Save an array as ``.npy`` (no pickling) atomically, at exactly ``path``."""
     a = np.asarray(arr)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from pixwizard.imageio import _atomic_write
+from pixwizard.imageio import _atomic_write, npy_bytes
 from pixwizard.tasks.codecs import Decoded
 
 if TYPE_CHECKING:
@@ -83,11 +83,11 @@ def typed_files(decoded: Decoded | None, task: str | None) -> dict[str, bytes]:
         files["boxes"] = json.dumps(doc, indent=2).encode()
     if decoded.depth is not None:
         depth = decoded.depth.astype(np.float32)
-        files["depth"] = _npy(depth)
+        files["depth"] = npy_bytes(depth)
         mm = np.where(np.isfinite(depth), np.clip(np.round(depth * 1000), 0, 65535), 0).astype(np.uint16)
         files["depth16"] = _png16(mm)
     if decoded.normals is not None:
-        files["normals"] = _npy(unit_normals(decoded.normals))
+        files["normals"] = npy_bytes(unit_normals(decoded.normals))
     if decoded.labels is not None:
         labels = decoded.labels
         files["labels"] = (_png(labels.astype(np.uint8)) if labels.max(initial=0) < 256
@@ -196,12 +196,6 @@ def _png16(arr: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("OpenCV could not encode a 16-bit PNG")
     return buf.tobytes()
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(arr), allow_pickle=False)
-    return buf.getvalue()
 
 
 def write_typed_outputs(image_path: str | Path, decoded: Decoded | None, task: str | None) -> dict[str, Path]:

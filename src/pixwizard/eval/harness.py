@@ -60,7 +60,7 @@ from pixwizard.eval.metrics.blockiness import DEFAULT_BLOCK, blockiness as grid_
 from pixwizard.eval.metrics import colour_position_accuracy  # noqa: F401  (re-exported)
 from pixwizard.eval.scene_truth import scene_instances
 from pixwizard.eval.suites import EvalItem, ItemFactory, ItemRef, SuiteConfig, item_refs, open_benchmark, resolve_photos
-from pixwizard.imageio import remove_dead_writers_temps
+from pixwizard.imageio import remove_dead_writers_temps, save_array_npy
 from pixwizard.tasks.codecs import Decoded, SEMSEG_PALETTE, get_codec
 from pixwizard.tasks.registry import get_task
 
@@ -309,14 +309,6 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, json.dumps(jsonable(data), indent=1, allow_nan=False).encode())
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array), allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def write_png(path: Path, image: np.ndarray) -> None:
     from pixwizard.imageio import save_image
 
@@ -361,7 +353,7 @@ def write_item(folder: Path, item: EvalItem, suite: SuiteConfig) -> None:
         if key and key not in truth:
             truth[key] = scene_instances(item)
     for key, value in truth.items():
-        write_npy(folder / f"truth_{key}.npy", value)
+        save_array_npy(folder / f"truth_{key}.npy", value)
     record = {"key": item.ref.key, "task": item.ref.task, "index": item.ref.index, "k": item.ref.k,
               "seed": item.ref.seed, "instruction": item.instruction, "slots": item.sample.slots,
               "origin": item.origin, "truth_keys": sorted(truth), "meta": item.sample.meta}
