@@ -9,6 +9,7 @@ next to the adapter. Rerun with ``--resume`` to continue a stopped run. See docs
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def register(sub) -> None:
                       ("seed", int), ("ema-decay", float), ("checkpoint-every", int), ("log-every", int)):
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--parallel", choices=("auto", "none", "ddp", "fsdp"),
+                   help="several processes (torchrun --nproc-per-node N -m pixwizard.cli finetune ...): "
+                        "auto = DDP; fsdp shards each DiT block (FSDP2)")
     p.add_argument("--adapter-name", help="adapter name (default: the task name)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--minutes", type=float, help="wall-clock budget; saves and stops (rerun with --resume)")
@@ -67,7 +71,7 @@ def build_config(args: argparse.Namespace):
              "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "size": args.size,
              "holdout": args.holdout, "seed": args.seed, "ema_decay": args.ema_decay, "precision": args.precision,
              "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
-             "adapter_name": args.adapter_name,
+             "adapter_name": args.adapter_name, "parallel": args.parallel,
              "targets": tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None}
     base.update({k: v for k, v in flags.items() if v is not None})
     return FinetuneConfig.from_dict(base)
@@ -77,8 +81,9 @@ def main(args: argparse.Namespace) -> int:
     from pixwizard.checkpoint import DEFAULT_CHECKPOINT
     from pixwizard.finetune.pairs import load_and_check, split_pairs
 
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and evaluates
     report = load_and_check(args.data)
-    for line in report.lines():
+    for line in report.lines() if main_rank else ():
         print(f"data: {line}")
     if args.check_only:
         report.require_usable(skip_bad=True)
@@ -91,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     base = Path(args.base) if args.base else DEFAULT_CHECKPOINT
     train_pairs, held = split_pairs(report.pairs, cfg.holdout, cfg.seed)
-    print(f"data: {len(train_pairs)} training pair(s), {len(held)} held out")
+    if main_rank:
+        print(f"data: {len(train_pairs)} training pair(s), {len(held)} held out")
 
     from pixwizard.finetune.loop import finetune
 
@@ -99,6 +105,8 @@ def main(args: argparse.Namespace) -> int:
     result = finetune(cfg, base, train_pairs, args.out, instructions=report.instructions, device=args.device,
                       resume=args.resume, max_steps=args.max_steps, minutes=args.minutes)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    if not main_rank:
+        return 0
     print(f"trained {result.step}/{cfg.steps} steps ({result.samples} samples, stopped: {result.stopped_by}) "
           f"in {wall:.0f} s wall, {cpu:.0f} s CPU; wrote {result.output}")
     if args.no_eval or result.stopped_by in ("signal",):

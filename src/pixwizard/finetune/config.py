@@ -81,7 +81,8 @@ class FinetuneConfig:
     ``warmup_steps`` of linear warm-up and a linear decay to 0 over the last ``decay_fraction``.
     LoRA: rank ``rank``, scale ``alpha / rank``, on ``targets`` of every DiT block, base weights
     frozen. Full: every trainable weight. ``holdout`` pairs (a fraction < 1 or a count >= 1) are
-    kept out of training and scored before and after. ``ema_decay`` 0 exports the last weights."""
+    kept out of training and scored before and after. ``ema_decay`` 0 exports the last weights.
+    ``parallel``: how several processes (torchrun) share the work: DDP (``auto``) or FSDP2."""
 
     task: NewTaskConfig
     mode: Mode = "lora"
@@ -105,6 +106,7 @@ class FinetuneConfig:
     keep_last: int = 2
     log_every: int = 10
     adapter_name: str = ""  # default: the task name
+    parallel: Literal["auto", "none", "ddp", "fsdp"] = "auto"  # under torchrun: auto = DDP
 
     def __post_init__(self) -> None:
         if isinstance(self.task, dict):
@@ -128,6 +130,8 @@ class FinetuneConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 1 or self.keep_last < 1 or self.log_every < 1:
             raise ValueError("checkpoint_every, keep_last and log_every must be >= 1")
+        if self.parallel not in ("auto", "none", "ddp", "fsdp"):
+            raise ValueError(f"parallel must be auto, none, ddp or fsdp, got {self.parallel!r}")
         if not self.adapter_name:
             self.adapter_name = self.task.name
 

@@ -1,4 +1,4 @@
-"""The fine-tuning loop: LoRA or full, one process, exactly resumable.
+"""The fine-tuning loop: LoRA or full, one process or several (DDP, FSDP2), exactly resumable.
 
 It reuses the trainer's pieces: the per-item flow loss (``pixwizard.train.trainer.batch_losses``:
 condition dropout, time sampling, noise, x-/velocity prediction), the LR schedule of a one-stage
@@ -6,6 +6,12 @@ condition dropout, time sampling, noise, x-/velocity prediction), the LR schedul
 (``pixwizard.train.checkpoint``: weights, EMA, optimiser, RNG and data state, atomic folders).
 In LoRA mode the checkpoint's weights are the adapter's tensors only; in full mode every trainable
 weight. Stop + resume gives bitwise the weights of a straight run (tested).
+
+Several processes (``torchrun --nproc-per-node N -m pixwizard.cli finetune ...``): every rank
+draws the same global batch of crops and trains on its slice, gradients are averaged (DDP, or
+FSDP2 with ``parallel="fsdp"``: each DiT block sharded, for a model that does not fit one device
+with its optimiser), checkpoints are written collectively, and rank 0 exports the result from the
+last checkpoint's full tensors.
 
 Outputs in ``out``: ``finetune_config.json``, ``checkpoints/``, ``metrics.jsonl``, ``loss.png`` and
 the result, ``<adapter name>.safetensors`` (LoRA adapter) or ``<adapter name>.model.safetensors``
@@ -33,7 +39,9 @@ from pixwizard.tasks.instructions import phrasings
 from pixwizard.train import checkpoint as ckpt_io
 from pixwizard.train.ema import EMA
 from pixwizard.train.log import MetricsLogger, draw_loss_curve
-from pixwizard.train.parallel import DistInfo, launched_world_size
+from pixwizard.train.data import Batch
+from pixwizard.train.parallel import (DistInfo, all_reduce_sum, any_rank, barrier, init_distributed,
+                                      launched_world_size, resolve_strategy, shutdown, wrap_model)
 from pixwizard.train.schedule import learning_rate
 from pixwizard.train.text import InstructionCache
 from pixwizard.train.trainer import _mix, _StopSignal, batch_losses
@@ -59,12 +67,15 @@ def output_path(cfg: FinetuneConfig, out: str | Path) -> Path:
 class Finetuner:
     def __init__(self, cfg: FinetuneConfig, base: str | Path, pairs: list[Pair], out: str | Path, *,
                  instructions: tuple[str, ...] = (), device: str | None = None, resume: bool = False):
-        if launched_world_size() > 1:
-            raise ValueError("pixwizard finetune runs in one process (multi-process FSDP2 is not supported yet)")
         self.cfg, self.base, self.out, self.resume = cfg, Path(base), Path(out), resume
         self.tcfg = cfg.train_config()
-        self.device = resolve_device(device)
-        self.info = DistInfo(0, 1, 0, self.device)
+        device = resolve_device(device)
+        self.info = init_distributed(device) if launched_world_size() > 1 else DistInfo(0, 1, 0, device)
+        self.device, world, rank = self.info.device, self.info.world_size, self.info.rank
+        self.strategy = resolve_strategy(cfg.parallel, world)
+        if cfg.batch_size % world:
+            raise ValueError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
+        self.per_rank = cfg.batch_size // world
         register(cfg.task)
         model, self.base_info = load_model(self.base, device="cpu")
         self.mcfg = model.config
@@ -82,19 +93,20 @@ class Finetuner:
         else:
             self.spec = None
             self.names = list(model.trainable_state_dict().keys())
-        self.model = model.to(self.device).train()
+        self.raw = model.to(self.device).train()
+        self.model = wrap_model(self.raw, self.strategy, self.info)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.ema = EMA(model, cfg.ema_decay)
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.text = InstructionCache(build_text_encoder(self.mcfg.text, device=str(self.device), cache_size=0), 4096)
         self.codec = build_codec(self.mcfg.codec).to(self.device)
-        self.gen = torch.Generator().manual_seed(_mix([cfg.seed, 0], 1))
-        self.dev_gen = torch.Generator(device=self.device).manual_seed(_mix([cfg.seed, 0], 2))
+        self.gen = torch.Generator().manual_seed(_mix([cfg.seed, rank], 1))  # noise, times, dropout per rank
+        self.dev_gen = torch.Generator(device=self.device).manual_seed(_mix([cfg.seed, rank], 2))
         self.generators = {"cpu": self.gen, "device": self.dev_gen}
         texts = instructions or tuple(phrasings(cfg.task.name, "train")) or tuple(phrasings(cfg.task.name, "all"))
         self.stream = PairStream(pairs, cfg.batch_size, cfg.size, cfg.seed, texts, cfg.task.name)
         self.pair_names = sorted(p.name for p in pairs)
-        self.logger = MetricsLogger(self.out / "metrics.jsonl")
+        self.logger = MetricsLogger(self.out / "metrics.jsonl") if self.info.is_main else None
         self.step = self.samples = 0
         self.cpu_before = 0.0  # training CPU seconds of earlier processes of this run (resume)
 
@@ -108,8 +120,11 @@ class Finetuner:
         if not self.resume:
             if latest is not None:
                 raise ValueError(f"{self.out} already holds checkpoints: pass --resume or choose a new --out")
-            self.out.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=1, sort_keys=True))
+            barrier()  # every rank has looked before rank 0 writes
+            if self.info.is_main:
+                self.out.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(record, indent=1, sort_keys=True))
+            barrier()
             return
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {path} not found")
@@ -120,21 +135,22 @@ class Finetuner:
                              f"(use the same data, base model and options)")
         if latest is None:
             return
-        state, rank_state = ckpt_io.load_checkpoint(latest, model=self.model, names=self.names, ema=self.ema,
-                                                    optimizer=self.optimizer, strategy="none", info=self.info)
+        state, rank_state = ckpt_io.load_checkpoint(latest, model=self.raw, names=self.names, ema=self.ema,
+                                                    optimizer=self.optimizer, strategy=self.strategy, info=self.info)
         self.step, self.samples = int(state["step"]), int(state["samples"])
         self.stream.load_state_dict(rank_state["stream"])
         ckpt_io.set_rng_state(rank_state["rng"], self.generators)
-        self.logger.truncate_after(self.step)
-        if self.logger.path.is_file():  # CPU seconds keep counting across resumes
+        if self.logger is not None:
+            self.logger.truncate_after(self.step)
+        if self.logger is not None and self.logger.path.is_file():  # CPU seconds keep counting across resumes
             rows = [json.loads(ln) for ln in self.logger.path.read_text().splitlines() if ln.strip()]
             self.cpu_before = float(rows[-1].get("cpu_s") or 0.0) if rows else 0.0
 
     def _save(self) -> Path:
         rank_state = {"stream": self.stream.state_dict(), "rng": ckpt_io.rng_state(self.generators)}
-        return ckpt_io.save_checkpoint(self.out, step=self.step, samples=self.samples, model=self.model,
+        return ckpt_io.save_checkpoint(self.out, step=self.step, samples=self.samples, model=self.raw,
                                        config=self.mcfg, names=self.names, ema=self.ema, optimizer=self.optimizer,
-                                       strategy="none", rank_state=rank_state,
+                                       strategy=self.strategy, rank_state=rank_state,
                                        meta={"stage": "finetune", "config": self.cfg.to_dict()}, info=self.info,
                                        keep_last=self.cfg.keep_last)
 
@@ -144,17 +160,21 @@ class Finetuner:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        batch = self.stream.next_batch()
+        batch = self.stream.next_batch()  # the global batch (every rank draws it), this rank's slice
+        if self.info.world_size > 1:
+            sl = slice(self.info.rank * self.per_rank, (self.info.rank + 1) * self.per_rank)
+            batch = Batch(batch.inputs[sl], batch.targets[sl], batch.instructions[sl], batch.tasks[sl])
         losses = batch_losses(self.model, self.codec, self.text, batch, self.mcfg.flow, device=self.device,
                               precision=self.cfg.precision, generator=self.gen, device_generator=self.dev_gen)
         loss = losses.mean()
         loss.backward()
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+        norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         self.optimizer.step()
-        self.ema.update(self.model)
+        self.ema.update(self.raw)
         self.step += 1
-        self.samples += len(batch)
+        self.samples += self.cfg.batch_size
         return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
 
     # ------------------------------------------------------------------ loop
@@ -172,12 +192,17 @@ class Finetuner:
                 out = self.train_step()
                 window.append(out["loss"])
                 if self.step % self.cfg.log_every == 0 or self.step == end:
-                    self.logger.log({"step": self.step, "samples": self.samples, "stage": "finetune",
-                                     "loss": sum(window) / len(window), "lr": out["lr"],
-                                     "grad_norm": out["grad_norm"], "time": time.monotonic() - started,
-                                     "cpu_s": self.cpu_before + time.process_time() - cpu0})
+                    mean = float(all_reduce_sum(torch.tensor([sum(window) / len(window)], dtype=torch.float64,
+                                                             device=self._reduce_device))) / self.info.world_size
+                    if self.logger is not None:
+                        self.logger.log({"step": self.step, "samples": self.samples, "stage": "finetune",
+                                         "loss": mean, "lr": out["lr"], "grad_norm": out["grad_norm"],
+                                         "time": time.monotonic() - started,
+                                         "cpu_s": self.cpu_before + time.process_time() - cpu0})
                     window = []
                 reason = "signal" if stopper.flag else ("minutes" if deadline and time.monotonic() >= deadline else None)
+                if self.info.world_size > 1 and any_rank(reason is not None, self.device) and reason is None:
+                    reason = "signal"  # another rank was stopped: all stop at the same step
                 if self.step % self.cfg.checkpoint_every == 0 or reason or self.step == end:
                     last = self._save()
                 if reason:
@@ -188,6 +213,12 @@ class Finetuner:
         if last is None or ckpt_io.read_state(last)["step"] != self.step:
             last = self._save()
         seconds = time.monotonic() - started
+        output = output_path(self.cfg, self.out)
+        if self.info.world_size > 1:
+            if self.info.is_main:
+                self.export_from_checkpoint(last)
+            barrier()
+            return FinetuneResult(self.step, self.samples, stopped_by, output, last, seconds)
         if (self.out / "metrics.jsonl").is_file():
             try:
                 draw_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
@@ -195,23 +226,50 @@ class Finetuner:
                 pass
         return FinetuneResult(self.step, self.samples, stopped_by, self.export(), last, seconds)
 
+    @property
+    def _reduce_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def export_from_checkpoint(self, ckpt: Path) -> Path:
+        """Rank 0 of a multi-process run: build the model once more in this process, load the
+        checkpoint's full (EMA) tensors and export them as a one-process run would."""
+        model, _ = load_model(self.base, device="cpu")
+        if self.spec is not None:
+            model.requires_grad_(False)
+            adapters.inject(model, self.spec, self.cfg.adapter_name)
+        ckpt_io.load_weights_into(model, Path(ckpt) / ("ema.safetensors" if self.cfg.ema_decay > 0 else
+                                                      "model.safetensors"), self.names)
+        if (self.out / "metrics.jsonl").is_file():
+            try:
+                draw_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+            except ValueError:
+                pass
+        return self._write(model)
+
     def export(self) -> Path:
         """Write the (EMA) weights: the adapter file, or the full fine-tuned model."""
         if self.cfg.ema_decay > 0:
-            self.ema.copy_to(self.model)
+            self.ema.copy_to(self.raw)
+        return self._write(self.raw)
+
+    def _write(self, model: torch.nn.Module) -> Path:
         path = output_path(self.cfg, self.out)
         extra = {**task_metadata(self.cfg.task), "finetune_step": str(self.step),
                  "base_checkpoint": self.base.name}
         if self.cfg.mode == "lora":
-            return adapters.save_adapter(self.model, self.cfg.adapter_name, self.spec, path,
+            return adapters.save_adapter(model, self.cfg.adapter_name, self.spec, path,
                                          base_config_json=self.mcfg.to_json(),
                                          base_trained_samples=self.base_info.trained_samples, extra=extra)
-        save_model(self.model, path, trained_samples=self.base_info.trained_samples + self.samples, extra=extra)
+        save_model(model, path, trained_samples=self.base_info.trained_samples + self.samples, extra=extra)
         return path
 
 
 def finetune(cfg: FinetuneConfig, base: str | Path, pairs: list[Pair], out: str | Path, *,
              instructions: tuple[str, ...] = (), device: str | None = None, resume: bool = False,
              max_steps: int | None = None, minutes: float | None = None) -> FinetuneResult:
-    return Finetuner(cfg, base, pairs, out, instructions=instructions, device=device,
-                     resume=resume).run(max_steps=max_steps, minutes=minutes)
+    try:
+        return Finetuner(cfg, base, pairs, out, instructions=instructions, device=device,
+                         resume=resume).run(max_steps=max_steps, minutes=minutes)
+    finally:
+        if launched_world_size() > 1:
+            shutdown()
