@@ -99,3 +99,54 @@ def test_two_process_full_finetune_writes_a_model_and_refuses_another_launch_on_
     assert info.trained_samples == 100 + 8
     other = _finetune(setup, tmp_path / "full", "--mode", "full", "--parallel", "ddp", "--resume")
     assert other.returncode != 0 and "differs in config" in other.stderr  # the run record names the strategy
+
+
+def test_lora_from_a_converted_official_checkpoint(tmp_path):
+    """The released checkpoint's layout (here the official-tiny fixture, converted) fine-tunes like
+    ours: its own conventions come with its config; its frozen parts are tiny stand-ins (a diffusers
+    AutoencoderKL, a transformers CLIP vision tower) written in the test."""
+    from diffusers import AutoencoderKL
+    from safetensors import safe_open
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from pixwizard.checkpoint import write_metadata
+    from pixwizard.cli import main
+    from pixwizard.finetune.config import FinetuneConfig, NewTaskConfig
+    from pixwizard.finetune.loop import finetune
+    from pixwizard.finetune.pairs import load_and_check
+    from pixwizard.pipeline import PixWizardPipeline
+
+    fixture = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official-tiny"
+    assert main(["convert", str(fixture), "-o", str(tmp_path / "off.safetensors")]) == 0
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                  up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+                  latent_channels=4, norm_num_groups=4, sample_size=32).save_pretrained(tmp_path / "vae")
+    with safe_open(str(tmp_path / "off.safetensors"), "pt") as f:
+        meta = dict(f.metadata())
+    cfg = json.loads(meta["pixwizard_config"])
+    cfg["codec"]["name_or_path"] = str(tmp_path / "vae")
+    sem = cfg["semantic"]
+    CLIPVisionModel(CLIPVisionConfig(hidden_size=sem["dim"], intermediate_size=64, num_hidden_layers=1,
+                                     num_attention_heads=4, image_size=sem["image_size"], patch_size=16)
+                    ).save_pretrained(tmp_path / "clip")
+    sem.update(kind="clip", name_or_path=str(tmp_path / "clip"))
+    meta["pixwizard_config"] = json.dumps(cfg)
+    write_metadata(tmp_path / "off.safetensors", tmp_path / "base.safetensors", meta)
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        target = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        save_image(pairs / f"p{i}_input.png", 255 - target)
+        save_image(pairs / f"p{i}_target.png", target)
+    task = NewTaskConfig("invert_tint_official", phrasings=("invert the tint",))
+    ft = FinetuneConfig(task=task, rank=2, alpha=4, steps=2, batch_size=2, size=32, lr=1e-2, warmup_steps=0,
+                        checkpoint_every=2, precision="fp32", holdout=0)
+    result = finetune(ft, tmp_path / "base.safetensors", load_and_check(pairs).pairs, tmp_path / "run")
+    t = load_file(str(result.output))
+    assert result.step == 2 and any(float(v.abs().max()) > 0 for k, v in t.items() if ".lora_B." in k)
+    pipe = PixWizardPipeline.from_pretrained(tmp_path / "base.safetensors", device="cpu", precision="fp32")
+    assert pipe.load_adapter(result.output) == "invert_tint_official"
+    out = pipe(np.zeros((32, 32, 3), np.uint8), "invert the tint", steps=1, task="invert_tint_official")
+    assert out.image.shape == (32, 32, 3)
