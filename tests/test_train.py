@@ -385,3 +385,12 @@ def test_cli_learning_rate_and_warmup_options():
     for bad in (["--lr", "0"], ["--warmup-steps", "-1"]):
         with pytest.raises(ValueError):
             config_from_args(parser.parse_args(["--out", "x", *bad]))
+
+
+def test_bench_training_reports_flops_and_mfu():
+    from pixwizard.train.bench import bench_training
+
+    r = bench_training(preset="debug", size=16, batch=2, steps=1, warmup=0, precision="fp32")
+    assert r["flops_per_step"] > 0 and r["gemm_tflops"] > 0 and r["samples_per_s"] > 0
+    assert r["model_tflops"] == pytest.approx(r["flops_per_step"] / r["seconds_per_step"] / 1e12)
+    assert 0 < r["mfu"] < 1  # a debug model's small operators are far below a large matrix product's rate

@@ -5,6 +5,11 @@ instruction encoding (through the training cache), forward, backward, clipping, 
 Inputs are random images; instructions are 8 repeating phrasings (a warm cache, as in training
 with templated instructions). Separately timed: encoding a batch of never-seen instructions (cache
 misses, each encoded alone, as training does) and the same batch from the cache.
+
+MFU (model FLOPs utilisation): the FLOPs of one step (forward + backward, torch's FLOP counter on
+the eager model) per second of a timed step, divided by the rate of a large matrix product in the
+same precision on the same device and threads (``gemm_tflops``, measured here: what this machine
+can actually do, not a datasheet number, so MFU compares across CPU kinds).
 """
 
 from __future__ import annotations
@@ -28,13 +33,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def gemm_tflops(device: torch.device, dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
+    """TFLOP/s of an ``n`` x ``n`` x ``n`` matrix product in ``dtype`` (best of repeated timings)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    torch.mm(a, b)
+    _sync(device)
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end or best == float("inf"):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e12
+
+
 def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps: int = 5, device: str | None = None,
                    warmup: int = 2, precision: str = "auto", seed: int = 0,
-                   config: PixWizardConfig | None = None, count_flops: bool = False,
+                   config: PixWizardConfig | None = None, count_flops: bool = True,
                    compile: bool = False) -> dict[str, Any]:
     """Time ``steps`` training steps (after ``warmup``) of model preset ``preset`` (or ``config``)
     on ``batch`` random ``size``-px crops. Returns samples/s, seconds per step and the text-encoding
-    costs; with ``count_flops`` also the FLOPs of one step (forward + backward, torch's counter).
+    costs; with ``count_flops`` also the FLOPs of one step (forward + backward, torch's counter),
+    the matrix-product peak and the MFU (module docstring).
     With ``compile`` the model is ``torch.compile``d; the warm-up steps (at least 2) include the
     compile, whose seconds are reported as ``warmup_s``."""
     dev = resolve_device(device)
@@ -58,9 +80,9 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
     phrasings = [f"remove the noise from this photo, variant {i}" for i in range(8)]
     data = Batch(images[0], images[1], [phrasings[i % 8] for i in range(batch)], ["denoise"] * batch)
 
-    def step() -> None:
+    def step(net: torch.nn.Module = model) -> None:
         opt.zero_grad(set_to_none=True)
-        losses = batch_losses(model, codec, text, data, cfg.flow, device=dev, precision=precision,
+        losses = batch_losses(net, codec, text, data, cfg.flow, device=dev, precision=precision,
                               generator=gen, device_generator=dev_gen)
         losses.mean().backward()
         torch.nn.utils.clip_grad_norm_(params, 2.0)
@@ -76,7 +98,7 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
-            step()
+            step(raw)  # eager: the counter sees every operator
         flops = int(counter.get_total_flops())
     _sync(dev)
     t0 = time.perf_counter()
@@ -92,11 +114,15 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
     t0 = time.perf_counter()
     text.encode(fresh)
     hit = time.perf_counter() - t0
+    bf16 = use_bf16(dev, precision)
+    peak = gemm_tflops(dev, torch.bfloat16 if bf16 else torch.float32) if count_flops else None
+    model_tflops = flops / seconds / 1e12 if flops else None
     return {
         "preset": preset, "device": str(dev), "precision": "bf16" if use_bf16(dev, precision) else "fp32",
         "size": size, "batch": batch, "steps": steps, "params": sum(p.numel() for p in params),
         "seconds_per_step": seconds, "samples_per_s": batch / seconds,
         "text_encode_miss_ms_per_batch": 1000 * miss, "text_encode_hit_ms_per_batch": 1000 * hit,
         "threads": torch.get_num_threads(), "flops_per_step": flops, "compiled": compile,
-        "warmup_s": warmup_s,
+        "warmup_s": warmup_s, "model_tflops": model_tflops, "gemm_tflops": peak,
+        "mfu": model_tflops / peak if model_tflops and peak else None,
     }
