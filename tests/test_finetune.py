@@ -277,6 +277,22 @@ def test_heldout_scores_have_the_input_baseline(tmp_path, base):
     assert "fine-tuned" in report.read_text() and (tmp_path / "a" / "before_after.png").is_file()
 
 
+def test_the_curve_scores_what_the_export_holds_with_an_ema(tmp_path, base):
+    from pixwizard.finetune.evaluate import score_checkpoints, score_heldout
+    from pixwizard.finetune.loop import finetune
+    from pixwizard.pipeline import PixWizardPipeline
+
+    pairs = load_and_check(make_pairs(tmp_path / "pairs")).pairs
+    train, held = split_pairs(pairs, 2, 0)
+    out = finetune(cfg(ema_decay=0.5), base, train, tmp_path / "a").output
+    pipe = PixWizardPipeline.from_pretrained(base, precision="fp32")
+    name = pipe.load_adapter(out)
+    texts = ("invert the tint",)
+    exported = score_heldout(pipe, held, "invert_tint", name, texts, seed=0, before=False).means["after"]["psnr"]
+    rows = score_checkpoints(pipe, name, tmp_path / "a", held, "invert_tint", texts, seed=0)
+    assert rows[-1]["step"] == 4 and rows[-1]["psnr"] == pytest.approx(exported)  # the EMA, not the raw weights
+
+
 def test_forgetting_on_a_small_suite(tmp_path, base):
     from pixwizard.finetune.evaluate import quick_suite_without, score_forgetting
     from pixwizard.finetune.loop import finetune
@@ -328,3 +344,59 @@ def test_cli_check_train_report_and_run_with_the_adapter(tmp_path, base, capsys)
                  "--precision", "fp32"]) == 0
     assert "adapter: invert_tint" in capsys.readouterr().out and (tmp_path / "o.png").is_file()
     assert main(["run", str(img), "x", "--checkpoint", str(base), "--adapter-name", "nope"]) == 2
+
+
+# ----------------------------------------------------------------------------- the worked example's data
+
+
+def _photos(folder: Path, n: int = 3) -> Path:
+    """Small colourful stand-ins for fetched photos (list_photos takes sides of 128 px and more)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:140, 0:160] / 160.0
+    for i in range(n):
+        a, b, c = rng.uniform(0.2, 1.0, 3)
+        img = np.stack([a * xx + 0.1, b * yy + 0.2, c * (1 - xx) * (1 - yy) + 0.1], -1)
+        save_image(folder / f"photo{i}.png", np.clip(img * 255, 0, 255).astype(np.uint8))
+    return folder
+
+
+def test_example_cast_look_is_deterministic_recoverable_and_its_task_loads(tmp_path):
+    from pixwizard.finetune.example import colour_cast, main, make_example
+    from pixwizard.data.photos import load_photo
+    from pixwizard.finetune.tasks import register
+
+    photos = _photos(tmp_path / "photos")
+    outs = {}
+    for name, look, seed in (("a", "cast", 0), ("b", "cast", 0), ("c", "cast", 1), ("s", "sepia", 0)):
+        pairs = make_example(photos, tmp_path / name, n=3, size=32, seed=seed, crops=2, look=look)
+        outs[name] = {p.name: load_photo(p) for p in sorted(pairs.glob("*.png"))}
+    assert len(outs["a"]) == 12 and all(k.startswith("cast") for k in outs["a"])
+    assert all(k.startswith("old") for k in outs["s"])
+    assert outs["a"].keys() == outs["b"].keys()
+    assert all(np.array_equal(outs["a"][k], outs["b"][k]) for k in outs["a"])  # deterministic per seed
+    assert any(not np.array_equal(outs["a"][k], outs["c"][k]) for k in outs["a"] if k.endswith("input.png"))
+    for k, x in outs["a"].items():
+        if k.endswith("input.png"):
+            t = outs["a"][k.replace("input", "target")]
+            assert x.shape == t.shape and np.abs(x.astype(int) - t).mean() > 3  # the look changes the crop
+    # the cast keeps the chroma (unlike sepia): nothing clips and every channel is only scaled and faded
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for seed in range(8):
+        out = colour_cast(img, np.random.default_rng(seed)).astype(float)
+        assert out.min() > 0 and out.max() < 255
+        assert all(np.corrcoef(out[..., ch].ravel(), img[..., ch].ravel())[0, 1] > 0.9 for ch in range(3))
+
+    task = NewTaskConfig.from_file(tmp_path / "a" / "task.json")
+    assert task.name == "colour_cast_fix" and task.domain == "restoration" and task.codec == "image"
+    assert len(task.phrasings) >= 8
+    assert register(task) == registry.get_task("colour_cast_fix")
+    assert NewTaskConfig.from_file(tmp_path / "s" / "task.json").name == "old_photo_restore"
+    lines = (tmp_path / "a" / "pairs" / "instruction.txt").read_text().split("\n")
+    assert set(filter(None, lines)) <= set(task.phrasings)
+    with pytest.raises(ValueError, match="look"):
+        make_example(photos, tmp_path / "x", n=3, size=32, look="nope")
+    with pytest.raises(ValueError, match="fewer than"):
+        make_example(photos, tmp_path / "x", n=4, size=32)
+    assert main([str(photos), str(tmp_path / "cli"), "--n", "2", "--crops", "1", "--size", "32"]) == 0
+    assert len(list((tmp_path / "cli" / "pairs").glob("cast*_input.png"))) == 2

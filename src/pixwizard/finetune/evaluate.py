@@ -143,7 +143,8 @@ def score_forgetting(pipe, adapter: str | None, run_root: str | Path, *, limit: 
 
 def score_checkpoints(pipe, adapter: str, run_dir: str | Path, pairs: list[Pair], task: str,
                       instructions: tuple[str, ...], *, steps: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Held-out scores of the adapter at every kept checkpoint of a LoRA run (the learning curve):
+    """Held-out scores of the adapter at every kept checkpoint of a LoRA run (the learning curve; the
+    EMA weights when the run exports an EMA, else the training weights):
     rows of step, samples, training CPU seconds at that step (from metrics.jsonl) and the means."""
     import json
 
@@ -162,14 +163,15 @@ def score_checkpoints(pipe, adapter: str, run_dir: str | Path, pairs: list[Pair]
     rows = []
     try:
         for ckpt in list_checkpoints(run_dir):
-            state = load_file(str(ckpt / "model.safetensors"))
+            info = read_state(ckpt)
+            ema = float(info.get("config", {}).get("ema_decay", 0.0)) > 0  # score what the export would be
+            state = load_file(str(ckpt / ("ema.safetensors" if ema else "model.safetensors")))
             if set(state) != set(final):
                 raise ValueError(f"{ckpt} does not hold adapter {adapter!r}'s tensors (a LoRA run's checkpoint)")
             with torch.no_grad():
                 for n, t in state.items():
                     params[n].copy_(t)
             s = score_heldout(pipe, pairs, task, adapter, instructions, steps=steps, seed=seed, before=False)
-            info = read_state(ckpt)
             rows.append({"step": info["step"], "samples": info["samples"], "cpu_s": cpu.get(info["step"]),
                          **{m: s.means[AFTER][m] for m in s.metrics}})
     finally:
