@@ -22,6 +22,18 @@ from pixwizard.checkpoint import save_model
 from pixwizard.config import preset
 from pixwizard.imageio import save_image
 from pixwizard.model.pixwizard import PixWizard
+from pixwizard.tasks import registry
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """Tasks registered by a fine-tune in this process leave the registry as it was; routers cache under tmp."""
+    monkeypatch.setenv("PIXWIZARD_CACHE", str(tmp_path / "cache"))
+    before = dict(registry.REGISTRY)
+    yield
+    for tid in set(registry.REGISTRY) - set(before):
+        del registry.REGISTRY[tid]
+        registry.CUSTOM_PHRASINGS.pop(tid, None)
 
 
 def _free_port() -> int:
