@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from finetune_support import isolated_registry, make_pairs, save_debug_base  # noqa: F401 (fixture)
 from safetensors.torch import load_file
 
 from pixwizard.checkpoint import load_model, save_model
@@ -25,41 +26,9 @@ TASK = NewTaskConfig("invert_tint", phrasings=("invert the tint", "undo the inve
                                                "turn the negative back", "flip the colours back"))
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """Run-time tasks leave the registry as it was; routers cache under tmp."""
-    monkeypatch.setenv("PIXWIZARD_CACHE", str(tmp_path / "cache"))
-    before = dict(registry.REGISTRY)
-    yield
-    for tid in set(registry.REGISTRY) - set(before):
-        del registry.REGISTRY[tid]
-        registry.CUSTOM_PHRASINGS.pop(tid, None)
-
-
-def make_pairs(folder: Path, n: int = 8, size: int = 32, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        target = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        save_image(folder / f"p{i:02d}_input.png", 255 - target)
-        save_image(folder / f"p{i:02d}_target.png", target)
-    (folder / "instruction.txt").write_text("invert the tint\n")
-    return folder
-
-
 @pytest.fixture
 def base(tmp_path) -> Path:
-    """A debug model standing in for a trained one: its zero-initialised gates (adaLN, text and semantic
-    paths) are opened, else no gradient reaches the attention and FFN projections."""
-    torch.manual_seed(0)
-    model = PixWizard(preset("debug"))
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.3)
-    path = tmp_path / "base.safetensors"
-    save_model(model, path, trained_samples=100)
-    return path
+    return save_debug_base(tmp_path / "base.safetensors")
 
 
 def cfg(**kw) -> FinetuneConfig:

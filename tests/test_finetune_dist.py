@@ -18,22 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pixwizard.checkpoint import save_model
-from pixwizard.config import preset
-from pixwizard.imageio import save_image
-from pixwizard.model.pixwizard import PixWizard
-from pixwizard.tasks import registry
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """Tasks registered by a fine-tune in this process leave the registry as it was; routers cache under tmp."""
-    monkeypatch.setenv("PIXWIZARD_CACHE", str(tmp_path / "cache"))
-    before = dict(registry.REGISTRY)
-    yield
-    for tid in set(registry.REGISTRY) - set(before):
-        del registry.REGISTRY[tid]
-        registry.CUSTOM_PHRASINGS.pop(tid, None)
+from finetune_support import isolated_registry, make_pairs, save_debug_base  # noqa: F401 (fixture)
 
 
 def _free_port() -> int:
@@ -45,21 +30,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ftdist")
-    torch.manual_seed(0)
-    model = PixWizard(preset("debug"))
-    with torch.no_grad():  # open the zero-initialised gates, so gradients reach the projections
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.3)
-    save_model(model, root / "base.safetensors", trained_samples=100)
-    pairs = root / "pairs"
-    pairs.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        target = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-        save_image(pairs / f"p{i:02d}_input.png", 255 - target)
-        save_image(pairs / f"p{i:02d}_target.png", target)
-    (pairs / "instruction.txt").write_text("invert the tint\n")
+    save_debug_base(root / "base.safetensors")
+    pairs = make_pairs(root / "pairs")
     task = root / "task.json"
     task.write_text(json.dumps({"name": "invert_tint_dist", "phrasings": ["invert the tint", "undo the negative"]}))
     return {"root": root, "base": root / "base.safetensors", "pairs": pairs, "task": task}
@@ -145,13 +117,7 @@ def test_lora_from_a_converted_official_checkpoint(tmp_path):
     meta["pixwizard_config"] = json.dumps(cfg)
     write_metadata(tmp_path / "off.safetensors", tmp_path / "base.safetensors", meta)
 
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(4):
-        target = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-        save_image(pairs / f"p{i}_input.png", 255 - target)
-        save_image(pairs / f"p{i}_target.png", target)
+    pairs = make_pairs(tmp_path / "pairs", n=4, seed=1)
     task = NewTaskConfig("invert_tint_official", phrasings=("invert the tint",))
     ft = FinetuneConfig(task=task, rank=2, alpha=4, steps=2, batch_size=2, size=32, lr=1e-2, warmup_steps=0,
                         checkpoint_every=2, precision="fp32", holdout=0)

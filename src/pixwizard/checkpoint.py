@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from pixwizard import __version__
 from pixwizard.config import PixWizardConfig
+from pixwizard.imageio import _atomic_write
 
 FORMAT = "pixwizard-model-1"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "pixwizard-tiny.safetensors"
@@ -94,27 +95,21 @@ def write_metadata(src: str | Path, dst: str | Path, metadata: dict[str, str]) -
     """Copy the safetensors file ``src`` to ``dst`` (atomically; ``dst`` may be ``src``) with its
     metadata replaced by ``metadata``: the data section is copied byte for byte, the header keeps
     the tensors' entries (their offsets are relative to the data section) and is written sorted."""
-    src, dst = Path(src), Path(dst)
+    src = Path(src)
     with open(src, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(n))
     header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     new = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     new += b" " * (-len(new) % 8)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            out.write(len(new).to_bytes(8, "little") + new)
+
+    def write(out) -> None:
+        out.write(len(new).to_bytes(8, "little") + new)
+        with open(src, "rb") as f:  # read before the rename: dst may be src
             f.seek(8 + n)
             shutil.copyfileobj(f, out, 1 << 20)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    _atomic_write(dst, write)
 
 
 def save_model(model, path: str | Path, trained_samples: int = 0, extra: dict[str, str] | None = None) -> None:

@@ -77,9 +77,9 @@ def _set(args: argparse.Namespace) -> int:
         meta["trained_samples"] = str(args.trained_samples)
     out = args.out or args.file
     write_metadata(args.file, out, meta)
-    d = _file_info(out)
-    print(f"wrote {out}: sampling defaults " + ", ".join(f"{k} {v}" for k, v in d["sampling"].items())
-          + f"; tensors sha256 {d['tensors_sha256'][:16]}... (unchanged)")
+    flow = read_info(out).config.flow
+    print(f"wrote {out}: sampling defaults " + ", ".join(f"{k} {getattr(flow, k)}" for k in SAMPLING)
+          + "; tensors copied byte for byte")
     return 0
 
 

@@ -213,17 +213,16 @@ class Finetuner:
         if last is None or ckpt_io.read_state(last)["step"] != self.step:
             last = self._save()
         seconds = time.monotonic() - started
-        output = output_path(self.cfg, self.out)
-        if self.info.world_size > 1:
-            if self.info.is_main:
-                self.export_from_checkpoint(last)
-            barrier()
-            return FinetuneResult(self.step, self.samples, stopped_by, output, last, seconds)
-        if (self.out / "metrics.jsonl").is_file():
+        if self.info.is_main and (self.out / "metrics.jsonl").is_file():
             try:
                 draw_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
             except ValueError:
                 pass
+        if self.info.world_size > 1:
+            if self.info.is_main:
+                self.export_from_checkpoint(last)
+            barrier()
+            return FinetuneResult(self.step, self.samples, stopped_by, output_path(self.cfg, self.out), last, seconds)
         return FinetuneResult(self.step, self.samples, stopped_by, self.export(), last, seconds)
 
     @property
@@ -239,11 +238,6 @@ class Finetuner:
             adapters.inject(model, self.spec, self.cfg.adapter_name)
         ckpt_io.load_weights_into(model, Path(ckpt) / ("ema.safetensors" if self.cfg.ema_decay > 0 else
                                                       "model.safetensors"), self.names)
-        if (self.out / "metrics.jsonl").is_file():
-            try:
-                draw_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
-            except ValueError:
-                pass
         return self._write(model)
 
     def export(self) -> Path:

@@ -118,7 +118,7 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
     peak = gemm_tflops(dev, torch.bfloat16 if bf16 else torch.float32) if count_flops else None
     model_tflops = flops / seconds / 1e12 if flops else None
     return {
-        "preset": preset, "device": str(dev), "precision": "bf16" if use_bf16(dev, precision) else "fp32",
+        "preset": preset, "device": str(dev), "precision": "bf16" if bf16 else "fp32",
         "size": size, "batch": batch, "steps": steps, "params": sum(p.numel() for p in params),
         "seconds_per_step": seconds, "samples_per_s": batch / seconds,
         "text_encode_miss_ms_per_batch": 1000 * miss, "text_encode_hit_ms_per_batch": 1000 * hit,
