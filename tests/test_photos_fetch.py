@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pixwizard.cli import UserError
-from pixwizard.data.photos import (MARKER, PhotoFetchError, fetch_photos, list_photos, load_photo,
+from pixwizard.data.photos import (MARKER, PhotoFetchError, fetch_photos, list_photos, load_photo, split_photos,
                                    package_photos)
 
 
@@ -86,6 +86,14 @@ def test_fetch_downloads_extracts_and_is_idempotent(tmp_path, fake_tools):
     assert (fake_tools / "extracted").read_text().count("x") == 1
 
 
+def test_relative_destination_lands_under_the_working_directory(tmp_path, fake_tools, monkeypatch):
+    # dpkg runs inside the download folder: a relative target used to be resolved there (and fail)
+    monkeypatch.chdir(tmp_path)
+    photos = fetch_photos("data/photos", packages=("good-pkg",))
+    assert photos == [tmp_path / "data/photos/good-pkg/usr/share/backgrounds/a.jpg"]
+    assert photos[0].is_file()
+
+
 def test_update_runs_once_when_lists_are_stale(tmp_path, fake_tools):
     photos = fetch_photos(tmp_path / "photos", packages=("stale-pkg", "good-pkg"))
     assert len(photos) == 2
@@ -139,3 +147,19 @@ def test_load_photo_returns_rgb(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"xx")
     with pytest.raises(ValueError, match="cannot read image"):
         load_photo(tmp_path / "bad.png")
+
+
+def test_split_links_every_nth_photo_into_heldout_and_is_repeatable(tmp_path):
+    photos = []
+    for name in ("d.jpg", "a.png", "c.jpg", "b.jpg", "e.webp"):
+        _image(tmp_path / "src" / name, 300, 200)
+        photos.append(tmp_path / "src" / name)
+    train, heldout = split_photos(photos, tmp_path / "out", heldout_every=2)
+    assert [p.resolve().name for p in heldout] == ["b.jpg", "d.jpg"]  # 2nd and 4th in sorted order
+    assert [p.resolve().name for p in train] == ["a.png", "c.jpg", "e.webp"]
+    assert list_photos(tmp_path / "out" / "heldout") == heldout  # listed in split order
+    assert split_photos(list(reversed(photos)), tmp_path / "out", heldout_every=2) == (train, heldout)
+    with pytest.raises(ValueError, match="holds another split"):
+        split_photos(photos[:4], tmp_path / "out", heldout_every=2)
+    with pytest.raises(ValueError, match="heldout_every"):
+        split_photos(photos, tmp_path / "x", heldout_every=1)

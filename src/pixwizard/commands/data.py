@@ -61,10 +61,14 @@ def _photos(args: argparse.Namespace) -> int:
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise FileNotFoundError("fetching photos needs apt-get and dpkg (Debian/Ubuntu); put your own "
                                 "photos in a folder and name it in the recipe's photo_dirs instead")
-    from pixwizard.data.photos import fetch_photos, list_photos
+    from pixwizard.data.photos import fetch_photos, split_photos
 
-    fetch_photos(Path(args.dir))
-    print(f"{len(list_photos(Path(args.dir)))} photos in {args.dir}")
+    photos = fetch_photos(Path(args.dir))
+    print(f"{len(photos)} photos in {args.dir}")
+    if args.heldout_every:
+        train, heldout = split_photos(photos, Path(args.dir), args.heldout_every)
+        print(f"split: {len(train)} in {Path(args.dir) / 'train'}, {len(heldout)} held out in "
+              f"{Path(args.dir) / 'heldout'} (every {args.heldout_every}th in sorted path order)")
     return 0
 
 
@@ -96,4 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("photos", help="fetch real photos from Debian packages into a folder")
     p.add_argument("dir", help="destination folder")
+    p.add_argument("--heldout-every", type=int, default=5, metavar="N",
+                   help="link every Nth photo (sorted path order) into DIR/heldout and the rest into DIR/train "
+                        "(default 5; 0: no split)")
     p.set_defaults(func=_photos)

@@ -128,7 +128,7 @@ def fetch_photos(dest: Path | str, packages: Iterable[str] = DEFAULT_PACKAGES) -
     the concatenation of ``package_photos(dest/PKG, PKG)`` in package order. Raises FileNotFoundError
     when apt-get or dpkg is missing and PhotoFetchError when a package cannot be fetched.
     """
-    dest = Path(dest)
+    dest = Path(dest).resolve()  # dpkg runs in the download folder: a relative target would land there
     packages = list(packages)
     if not packages:
         raise ValueError("no packages given")
@@ -144,6 +144,43 @@ def fetch_photos(dest: Path | str, packages: Iterable[str] = DEFAULT_PACKAGES) -
     for package in packages:
         photos.extend(package_photos(dest / package, package))
     return photos
+
+
+def split_photos(photos: Sequence[Path], dest: Path | str, heldout_every: int = 5) -> tuple[list[Path], list[Path]]:
+    """Link every ``heldout_every``-th photo (1-based, in sorted path order) into ``dest/heldout``
+    and the others into ``dest/train``; return the two lists of links.
+
+    Links are named by the photo's index (``00042.jpg``), so both folders list in that order. A
+    folder already made from the same photos is kept; one made from others is refused.
+    """
+    if heldout_every < 2:
+        raise ValueError(f"heldout_every must be >= 2, got {heldout_every}")
+    dest = Path(dest).resolve()
+    ordered = sorted(Path(p).resolve() for p in photos)
+    if not ordered:
+        raise ValueError("no photos to split")
+    plan: dict[str, list[tuple[str, Path]]] = {"train": [], "heldout": []}
+    for i, photo in enumerate(ordered):
+        part = "heldout" if (i + 1) % heldout_every == 0 else "train"
+        plan[part].append((f"{i:05d}{photo.suffix.lower()}", photo))
+    out: dict[str, list[Path]] = {}
+    for part, items in plan.items():
+        folder = dest / part
+        wanted = {name: target for name, target in items}
+        if folder.is_dir():
+            have = {q.name: q.resolve() for q in folder.iterdir()}
+            if have != wanted:
+                raise ValueError(f"{folder} exists and holds another split; remove it to split again")
+        else:
+            partial = dest / f".{part}.partial"
+            if partial.exists():
+                shutil.rmtree(partial)
+            partial.mkdir(parents=True)
+            for name, target in items:
+                (partial / name).symlink_to(target)
+            partial.rename(folder)
+        out[part] = [folder / name for name, _ in items]
+    return out["train"], out["heldout"]
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
