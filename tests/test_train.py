@@ -80,6 +80,18 @@ def test_presets_build_and_round_trip():
         TrainConfig.from_dict({"name": "x", "stages": [], "bogus": 1})
 
 
+def test_anneal_preset_warms_up_then_decays_to_zero_over_any_length():
+    cfg = preset("cpu-tiny-anneal").with_total_steps(400)
+    (stage,) = cfg.stages
+    assert stage.resolutions == (64, 96, 128) and stage.mixture == "any" and cfg.total_steps == 400
+    lrs = [learning_rate(cfg, s) for s in range(400)]
+    peak = max(lrs)
+    assert lrs.index(peak) < stage.warmup_steps and peak < stage.lr  # the decay starts at step 0
+    assert all(a < b for a, b in zip(lrs[:stage.warmup_steps - 1], lrs[1:stage.warmup_steps]))
+    assert all(a > b for a, b in zip(lrs[stage.warmup_steps:], lrs[stage.warmup_steps + 1:]))
+    assert 0 < lrs[-1] < stage.lr * 0.01
+
+
 def test_stage_lookup_and_rescale():
     cfg = preset("debug")  # 4 + 4 steps
     assert cfg.stage_at(0) == (0, 0) and cfg.stage_at(3) == (0, 3) and cfg.stage_at(4) == (1, 0)

@@ -191,6 +191,18 @@ def cpu_tiny() -> TrainConfig:
     )
 
 
+def cpu_tiny_anneal() -> TrainConfig:
+    """A campaign stretch that continues a trained file (``--init``): one stage on 64-128-px crops
+    of any mix, a short warm-up then a linear decay to 0 over the whole stretch (the part of the
+    full plan that paid in the campaign: stage 2 with the decay). Pick ``--steps`` from the
+    machine's samples/s; ``--lr`` sets the peak (default 2e-4)."""
+    return TrainConfig(
+        name="cpu-tiny-anneal", model="tiny", batch_size=32, precision="auto", ema_decay=0.999,
+        decay_fraction=1.0, checkpoint_every=100, keep_last=3, log_every=10,
+        stages=[StageConfig("anneal", steps=1500, lr=2e-4, resolutions=(64, 96, 128), warmup_steps=50)],
+    )
+
+
 def gpu_tiny_9min() -> TrainConfig:
     """One H100 for about 9 minutes (use with ``--minutes 9``): the tiny model in bf16, batch 256."""
     return TrainConfig(
@@ -229,7 +241,7 @@ def paper_stage2() -> TrainConfig:
 
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "debug": debug, "cpu-tiny": cpu_tiny, "gpu-tiny-9min": gpu_tiny_9min,
+    "debug": debug, "cpu-tiny": cpu_tiny, "cpu-tiny-anneal": cpu_tiny_anneal, "gpu-tiny-9min": gpu_tiny_9min,
     "paper-stage1": paper_stage1, "paper-stage2": paper_stage2,
 }
 
