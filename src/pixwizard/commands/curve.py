@@ -2,7 +2,8 @@
 
 ``pixwizard curve add --label L --samples N --cpu-hours H EVAL_RUN...`` summarises ``pixwizard eval``
 run folders into a ledger row; ``pixwizard curve show`` prints the ledger as a markdown table and
-draws the plot (``--plot PNG``).
+draws the plot (``--plot PNG``); ``pixwizard curve compare NEW_RUN REF_RUN`` says whether one
+evaluated checkpoint beats another beyond item noise (paired bootstrap; ``pixwizard.eval.paired``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,23 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from pixwizard.eval.paired import compare_runs, format_comparison
+
+    tasks, groups = compare_runs(args.new_run, args.ref_run, n_boot=args.boot, seed=args.seed)
+    if args.json:
+        print(json.dumps({"tasks": [{k: v for k, v in vars(t).items() if not k.endswith("_values")} | {"diff": t.diff}
+                                    for t in tasks],
+                          "groups": [vars(g) | {"diff": g.diff, "beyond_noise": g.beyond_noise} for g in groups]},
+                         indent=1))
+    else:
+        print(format_comparison(tasks, groups, Path(args.new_run).name, Path(args.ref_run).name), end="")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("curve", help="learning curve and compute ledger of the training campaign",
                                    description=__doc__)
@@ -52,3 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--ledger", default=DEFAULT_LEDGER, help=f"ledger JSON (default {DEFAULT_LEDGER})")
     show.add_argument("--plot", default=None, metavar="PNG", help="also draw the learning curve here")
     show.set_defaults(func=_show)
+    cmp = sub.add_parser("compare", help="is NEW_RUN better than REF_RUN beyond item noise? (paired bootstrap)")
+    cmp.add_argument("new_run", metavar="NEW_RUN", help="pixwizard eval run folder of the candidate")
+    cmp.add_argument("ref_run", metavar="REF_RUN", help="run folder of the same suite and items to compare with")
+    cmp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cmp.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    cmp.set_defaults(func=_compare)
