@@ -159,7 +159,13 @@ def request_of(item: Item, args: argparse.Namespace, model: dict) -> dict:
             "seed": item.seed, "steps": item.steps, "text_guidance": args.text_guidance,
             "image_guidance": args.image_guidance, "size": args.size, "sampler": args.sampler,
             "typed": not args.no_typed, "model_sha256": model["sha256"], "precision": args.precision,
-            "shifts": getattr(args, "shifts", None)}
+            "shifts": getattr(args, "shifts", None)} | tile_request(args)
+
+
+def tile_request(args: argparse.Namespace) -> dict:
+    """The tiling options of a request, only when tiles were asked for (older requests stay equal)."""
+    tile = getattr(args, "tile", None)
+    return {} if tile is None else {"tile": tile, "tile_overlap": getattr(args, "tile_overlap", None)}
 
 
 def provenance(result, *, image_path, output: Path, written: dict, model: dict, pipe, timings: dict,
@@ -188,6 +194,7 @@ def provenance(result, *, image_path, output: Path, written: dict, model: dict, 
         else request["image_guidance"],
         "sampler": (request or {}).get("sampler") or flow.sampler,
         "working_size": [result.working_size[1], result.working_size[0]],
+        "tiles": getattr(result, "tiles", 1),
         "output": {"path": str(output), "size": [w, h],
                    "typed": {k: str(p) for k, p in written.items() if k != "image"}},
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
@@ -293,7 +300,8 @@ def _run_item(pipe, item: Item, request: dict, args: argparse.Namespace, model: 
         warnings.simplefilter("ignore")
         result = pipe(img, item.instruction, steps=item.steps, text_guidance=args.text_guidance,
                       image_guidance=args.image_guidance, seed=item.seed, size=args.size, sampler=args.sampler,
-                      task=item.task, decode=not args.no_typed, shifts=getattr(args, "shifts", None))
+                      task=item.task, decode=not args.no_typed, shifts=getattr(args, "shifts", None),
+                      tile=getattr(args, "tile", None), tile_overlap=getattr(args, "tile_overlap", None))
     t2 = time.perf_counter()
     written = write_output_set(item.output, result.image, result.decoded, result.task)
     t3 = time.perf_counter()

@@ -31,6 +31,7 @@ from pixwizard.tasks.codecs import Decoded, codec_for
 from pixwizard.tasks.colours import colour_in_text
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route, RouterCacheWarning
+from pixwizard.tiles import blend_tiles
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class PixWizardResult:
     decoded: Decoded | None = None  # typed outputs: mask, boxes, depth, normals, labels
     notes: list[str] = field(default_factory=list)
     shifts: int = 1  # sampler passes averaged (half-patch shift ensemble)
+    tiles: int = 1  # tiles the image was run in (``tile=``), 1 = the whole image at once
 
     @property
     def images(self) -> list:
@@ -88,11 +90,6 @@ def to_model_tensor(img: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[1, 3, H, W] in [-1, 1] -> HxWx3 uint8 (rounded, clamped)."""
-    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 def shift_offsets(shifts: int, multiple: int) -> list[tuple[int, int]]:
     """(dy, dx) offsets of the passes of a shift ensemble: 1 -> none, 2 -> none and the half-patch
     diagonal, 4 -> all four half-patch offsets (``multiple`` = patch size in pixels)."""
@@ -110,6 +107,21 @@ def shift_image(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
         return img
     mode = "symmetric" if min(img.shape[:2]) >= max(dy, dx) else "edge"
     return np.pad(img, ((dy, 0), (dx, 0), (0, 0)), mode=mode)
+
+
+DEFAULT_TILE_OVERLAP = 32
+
+
+def check_tile(tile: int, overlap: int | None, multiple: int) -> int:
+    """The overlap to use (default: 32 px, at most a quarter of the tile); a clear error for tile
+    settings that cannot work."""
+    if overlap is None:
+        overlap = min(DEFAULT_TILE_OVERLAP, tile // 4)
+    if tile < 2 * multiple:
+        raise ValueError(f"tile must be at least {2 * multiple} pixels (two patches), got {tile}")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"tile overlap must be in [0, {tile // 2}) for {tile}-px tiles, got {overlap}")
+    return overlap
 
 
 def working_size(h: int, w: int, size: int | None, max_pixels: int,
@@ -261,14 +273,18 @@ class PixWizardPipeline:
                  sampler: str | None = None, task: str | None = None, decode: bool = True,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  image_guidance_scale: float | None = None, generator: torch.Generator | None = None,
-                 output_type: str = "np", shifts: int | None = None) -> PixWizardResult:
+                 output_type: str = "np", shifts: int | None = None, tile: int | None = None,
+                 tile_overlap: int | None = None) -> PixWizardResult:
         """Run one instruction. ``task`` (a registry id) says how to decode the output into typed
         results; by default the instruction is routed to a task. ``decode=False`` skips both.
         The diffusers names (``num_inference_steps``, ``guidance_scale``, ``image_guidance_scale``,
         ``generator``, ``output_type="pil"``) work too: see ``pixwizard.pipeline_args``.
         ``shifts`` (1, 2 or 4; default the model's ``flow.shifts``) runs the sampler that many times
         with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
-        each pass's patch borders fall inside the other's patches (:func:`shift_offsets`)."""
+        each pass's patch borders fall inside the other's patches (:func:`shift_offsets`).
+        ``tile`` (pixels) runs the model on ``tile x tile`` tiles of the image at its own resolution,
+        overlapping by ``tile_overlap`` (default 32, at most a quarter of the tile) and blended (``pixwizard.tiles``), instead of downscaling a
+        large image to the working size; ``size`` is then ignored."""
         steps = merge_alias("steps", steps, "num_inference_steps", num_inference_steps)
         text_guidance = merge_alias("text_guidance", text_guidance, "guidance_scale", guidance_scale)
         image_guidance = merge_alias("image_guidance", image_guidance, "image_guidance_scale", image_guidance_scale)
@@ -302,25 +318,39 @@ class PixWizardPipeline:
         if self.untrained:
             warnings.warn(UNTRAINED_WARNING, stacklevel=2)
 
-        wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
+        if tile is not None:
+            tile_overlap = check_tile(tile, tile_overlap, multiple)
+            wh, ww = h, w  # tiles run at the image's own resolution
+        else:
+            wh, ww = working_size(h, w, size, self.work_max_pixels, self.max_working_pixels)
         work = img if (wh, ww) == (h, w) else _resize(img, (ww, wh), shrink=True)
         text = self.encode_text([instruction.strip()])
         gens = [generator] if generator is not None else item_generators([seed])
-        total = None
-        for dy, dx in offsets:  # one pass, or passes at half-patch offsets
-            padded, _ = pad_to_multiple(shift_image(work, dy, dx), multiple)
-            cond_pixels = to_model_tensor(padded, self.device)
-            cond = self.codec.encode(cond_pixels)
-            v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
-            x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
-            x1 = run_sampler(v, x0, time_grid(steps, flow.sample_shift, device=self.device))
-            pixels = self.codec.decode(x1).float().clamp(-1, 1)[..., dy:dy + wh, dx:dx + ww]
-            total = pixels if total is None else total + pixels
-        out = to_uint8(total / len(offsets))
+        grid = time_grid(steps, flow.sample_shift, device=self.device)
+
+        def sample(part: np.ndarray) -> np.ndarray:
+            """The shift ensemble on one image (or tile): HxWx3 float in [-1, 1]."""
+            ph, pw = part.shape[:2]
+            total = None
+            for dy, dx in offsets:  # one pass, or passes at half-patch offsets
+                padded, _ = pad_to_multiple(shift_image(part, dy, dx), multiple)
+                cond_pixels = to_model_tensor(padded, self.device)
+                cond = self.codec.encode(cond_pixels)
+                v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
+                x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
+                pixels = self.codec.decode(run_sampler(v, x0, grid)).float().clamp(-1, 1)[..., dy:dy + ph, dx:dx + pw]
+                total = pixels if total is None else total + pixels
+            return (total / len(offsets))[0].permute(1, 2, 0).cpu().numpy()
+
+        if tile is not None:
+            blended, n_tiles = blend_tiles(work, sample, tile, tile_overlap)
+        else:
+            blended, n_tiles = sample(work), 1
+        out = np.clip(np.round((blended + 1.0) * 127.5), 0, 255).astype(np.uint8)
         if (wh, ww) != (h, w):
             out = _resize(out, (w, h), shrink=False)
         result = PixWizardResult(np.ascontiguousarray(out), instruction, seed, steps, self.untrained, (wh, ww),
-                                 shifts=len(offsets))
+                                 shifts=len(offsets), tiles=n_tiles)
         if decode:
             if task is None:
                 result.route = self.route(instruction.strip())

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="sampling steps for a model (default: the model's)")
     p.add_argument("--shifts", type=int, choices=(1, 2, 4),
                    help="half-patch shift ensemble for a model (default: the model's; see pixwizard run --help)")
+    p.add_argument("--tile", type=int, metavar="PX",
+                   help="run a model in PX x PX tiles at the item's own resolution (see pixwizard run --help)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--compare", action="append", default=[],
                    help="another run folder (or a folder of runs) of the same suite to show in the report")
@@ -65,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
     if args.grid_per_task < 0:
         raise ValueError(f"--grid-per-task must be >= 0, got {args.grid_per_task}")
     suite = at_size(load_suite(args.suite), args.size)
-    predictor = make_predictor(args.model, device=args.device, steps=args.steps, shifts=args.shifts)
+    predictor = make_predictor(args.model, device=args.device, steps=args.steps, shifts=args.shifts,
+                               tile=args.tile)
     run_dir = Path(args.out) / suite.name / predictor.tag
     t0 = time.perf_counter()
     if args.engine == "ray":
@@ -73,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
 
         metrics, stats = evaluate_ray(suite, args.model, predictor, run_dir, limit=args.limit, photo_dirs=args.photos,
                                       data_root=args.data_root, device=args.device, steps=args.steps,
-                                      shifts=args.shifts, chunk_size=args.chunk_size, address=args.address,
+                                      shifts=args.shifts, tile=args.tile, chunk_size=args.chunk_size, address=args.address,
                                       progress=not args.no_progress)
     elif args.address:
         raise ValueError("--address needs --engine ray")

@@ -30,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("--shifts", type=int, choices=(1, 2, 4),
                    help="run the sampler 1, 2 or 4 times with the image shifted by half a patch and average: "
                         "hides the patch grid at that many times the cost (default: the model's)")
+    p.add_argument("--tile", type=int, metavar="PX",
+                   help="run the model on PX x PX tiles of the image at its own resolution, blended where they "
+                        "overlap, instead of downscaling an image over the working size (512x512 pixels)")
+    p.add_argument("--tile-overlap", type=int, metavar="PX",
+                   help="overlap of neighbouring tiles (default 32, at most a quarter of the tile)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto = bf16 only where the hardware runs it natively")
     p.add_argument("--task", help="decode the output as this task (default: routed from the instruction; "
@@ -71,7 +76,8 @@ def main(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")
         result = pipe(img, args.instruction, steps=args.steps, text_guidance=args.text_guidance,
                       image_guidance=args.image_guidance, seed=args.seed, size=args.size, sampler=args.sampler,
-                      task=args.task, decode=not args.no_typed, shifts=args.shifts)
+                      task=args.task, decode=not args.no_typed, shifts=args.shifts, tile=args.tile,
+                      tile_overlap=args.tile_overlap)
     dt = time.perf_counter() - t0
     written = write_output_set(out, result.image, result.decoded, result.task)
     if args.json:

@@ -36,6 +36,7 @@ class _RunSpec:
     device: str | None
     steps: int | None
     shifts: int | None
+    tile: int | None
     run_dir: str
     limit: int | None
     photo_dirs: tuple[str, ...] | None
@@ -52,7 +53,8 @@ def _chunk_task(spec: _RunSpec, refs: list[ItemRef]) -> dict[str, Any]:
         os.chdir(spec.cwd)
     if spec.token not in _PROCESS_STATE:
         _PROCESS_STATE.clear()  # one run at a time per worker: drop an earlier run's model
-        predictor = make_predictor(spec.model, device=spec.device, steps=spec.steps, shifts=spec.shifts)
+        predictor = make_predictor(spec.model, device=spec.device, steps=spec.steps, shifts=spec.shifts,
+                                   tile=spec.tile)
         _, factory = prepare_run(spec.suite, limit=spec.limit, photo_dirs=list(spec.photo_dirs or []) or None,
                                  data_root=spec.data_root)
         _PROCESS_STATE[spec.token] = (predictor, factory)
@@ -77,7 +79,7 @@ def chunked(refs: list[ItemRef], size: int) -> list[list[ItemRef]]:
 def evaluate_ray(suite: SuiteConfig, model: str, predictor: Any, run_dir: Path, *, limit: int | None = None,
                  photo_dirs: list[str] | None = None, data_root: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, shifts: int | None = None,
-                 chunk_size: int = 16,
+                 tile: int | None = None, chunk_size: int = 16,
                  address: str | None = None, max_retries: int = 3,
                  progress: bool = True) -> tuple[dict[str, Any], PredictStats]:
     """``harness.evaluate`` with phase 1 on Ray; returns (metrics.json content, merged stats).
@@ -93,7 +95,7 @@ def evaluate_ray(suite: SuiteConfig, model: str, predictor: Any, run_dir: Path, 
     run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, suite, predictor)  # run.json before any worker writes an item
     stats = PredictStats()
-    spec = _RunSpec(uuid.uuid4().hex, suite, model, device, steps, shifts, str(run_dir), limit,
+    spec = _RunSpec(uuid.uuid4().hex, suite, model, device, steps, shifts, tile, str(run_dir), limit,
                     tuple(photo_dirs) if photo_dirs else None, str(data_root) if data_root is not None else None,
                     os.getcwd())
     with ray_runtime(address) as ray:

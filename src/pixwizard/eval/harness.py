@@ -253,11 +253,13 @@ class ModelPredictor:
     spec: str
     steps: int | None = None
     shifts: int | None = None
+    tile: int | None = None  # run in tiles of this side (``PixWizardPipeline(tile=)``)
 
     @property
     def tag(self) -> str:  # sampling options other than the model's own name the folder: no mixing of runs
         base = "model-default" if self.spec == "default" else f"model-{Path(self.spec).stem}"
-        return base + "".join(f"-{k}{v}" for k, v in (("steps", self.steps), ("shifts", self.shifts)) if v is not None)
+        options = (("steps", self.steps), ("shifts", self.shifts), ("tile", self.tile))
+        return base + "".join(f"-{k}{v}" for k, v in options if v is not None)
 
     @property
     def untrained(self) -> bool:
@@ -272,11 +274,11 @@ class ModelPredictor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the untrained warning is recorded once in run.json
             return self.pipe(image, instruction, steps=self.steps, seed=seed, task=task, decode=False,
-                             shifts=self.shifts).image
+                             shifts=self.shifts, tile=self.tile).image
 
 
 def make_predictor(model: str, *, device: str | None = None, steps: int | None = None,
-                   shifts: int | None = None) -> Predictor:
+                   shifts: int | None = None, tile: int | None = None) -> Predictor:
     """``baseline:NAME`` / ``baseline:auto`` / ``default`` (the shipped checkpoint) / a checkpoint path."""
     if model.startswith("baseline:"):
         return BaselinePredictor(model.split(":", 1)[1])
@@ -286,12 +288,16 @@ def make_predictor(model: str, *, device: str | None = None, steps: int | None =
         raise ValueError(f"--shifts must be 1, 2 or 4, got {shifts}")
     from pixwizard.pipeline import PixWizardPipeline
 
-    if model == "default":
-        return ModelPredictor(PixWizardPipeline.from_pretrained(None, device=device), "default", steps, shifts)
-    if not Path(model).is_file():
+    if model != "default" and not Path(model).is_file():
         raise FileNotFoundError(f"--model {model}: no such checkpoint file (or use default, baseline:auto, "
                                 "baseline:NAME)")
-    return ModelPredictor(PixWizardPipeline.from_pretrained(model, device=device), str(model), steps, shifts)
+    predictor = ModelPredictor(PixWizardPipeline.from_pretrained(None if model == "default" else model, device=device),
+                               str(model), steps, shifts, tile)
+    if tile is not None:
+        from pixwizard.pipeline import check_tile
+
+        check_tile(tile, None, predictor.block_size)
+    return predictor
 
 
 # ----------------------------------------------------------------------------- files
