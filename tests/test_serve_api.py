@@ -73,6 +73,15 @@ def test_shifted_passes_are_an_option_and_are_reported(client, pipe):
     assert post(client, instruction="remove the noise", steps=1).json()["shifts"] == pipe.config.flow.shifts
 
 
+def test_tiles_are_an_option_and_are_reported(client, pipe):
+    source = np.asarray(Image.open(io.BytesIO(png_bytes())))
+    body = post(client, instruction="remove the noise", task="denoise", steps=1, seed=2, shifts=1, tile=16).json()
+    tiled = pipe(source, "remove the noise", steps=1, seed=2, task="denoise", shifts=1, tile=16)
+    assert body["tiles"] == tiled.tiles == 6 and body["working_size"] == [24, 32]
+    assert np.array_equal(decode_png(body["image"]["data_base64"]), tiled.image)
+    assert post(client, instruction="remove the noise", steps=1).json()["tiles"] == 1
+
+
 def test_progress_runs_over_all_shifted_passes(pipe):
     image = np.zeros((16, 16, 3), np.uint8)
     with Engine(pipe, route_fn=keyword_route) as engine:
@@ -122,6 +131,7 @@ def test_tasks_health_and_openapi(client):
     (None, {"instruction": "denoise", "steps": 0}, 422, "steps"),
     (None, {"instruction": "denoise", "colour": "red"}, 422, "colour"),
     (None, {"instruction": "denoise", "shifts": 3}, 422, "shifts"),
+    (None, {"instruction": "denoise", "tile": 8}, 422, "tile"),
 ])
 def test_bad_requests_get_a_one_line_4xx(client, image, options, code, words):
     r = client.post("/v1/run", files={"image": ("in.png", png_bytes() if image is None else image, "image/png")},

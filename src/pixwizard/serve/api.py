@@ -110,7 +110,7 @@ def run_response(jr: JobResult) -> RunResponse:
                          alternatives=[Alternative(task=t, confidence=p) for t, p in jr.route.alternatives])
     return RunResponse(
         id=jr.id, instruction=r.instruction, task=jr.task, route=route, width=r.image.shape[1],
-        height=r.image.shape[0], steps=r.steps, shifts=r.shifts, seed=r.seed, working_size=list(r.working_size),
+        height=r.image.shape[0], steps=r.steps, shifts=r.shifts, tiles=r.tiles, seed=r.seed, working_size=list(r.working_size),
         untrained=r.untrained, notes=r.notes, boxes=r.decoded.boxes if r.decoded is not None else None,
         image=_file_out(jr.id, jr.files["image"]),
         outputs={k: _file_out(jr.id, p) for k, p in jr.files.items() if k != "image"},
@@ -157,7 +157,7 @@ def create_app(engine: Engine, config: ServeConfig = ServeConfig(), *, ui: bool 
     @app.post("/v1/run", response_model=RunResponse, responses=ERRORS)
     async def run(image: UploadFile = File(..., description="the input image (PNG, JPEG, WebP, TIFF, ...)"),
                   options: str = Form(..., description="JSON object: instruction (required), task, steps, "
-                                                        "text_guidance, image_guidance, seed, size, shifts",
+                                                        "text_guidance, image_guidance, seed, size, shifts, tile",
                                       examples=[OPTIONS_EXAMPLE])):
         try:
             opts = RunOptions.model_validate_json(options)

@@ -26,9 +26,10 @@ from typing import Callable
 import numpy as np
 
 from pixwizard.outputs import write_output_set
-from pixwizard.pipeline import PixWizardPipeline, PixWizardResult
+from pixwizard.pipeline import PixWizardPipeline, PixWizardResult, check_tile
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route
+from pixwizard.tiles import tile_boxes
 
 RouteFn = Callable[[str], Route]
 RESULT_NAME = "result.png"
@@ -62,6 +63,16 @@ class JobOptions:
     seed: int = 0
     size: int | None = None
     shifts: int | None = None
+    tile: int | None = None  # run in overlapping tiles of this side at the image's own resolution
+
+
+def _tiles(job: "Job") -> int:
+    """How many tiles the job's image runs in (1 without ``tile``): progress counts passes."""
+    tile = job.options.tile
+    if tile is None:
+        return 1
+    h, w = job.image.shape[:2]
+    return len(tile_boxes(h, w, tile, check_tile(tile, None, 1)))
 
 
 @dataclass
@@ -232,6 +243,8 @@ class Engine:
             get_task(options.task)
         if options.shifts is not None and options.shifts not in (1, 2, 4):
             raise ValueError(f"shifts must be 1, 2 or 4, got {options.shifts}")
+        if options.tile is not None:
+            check_tile(options.tile, None, self.pipe.config.model.patch_size * self.pipe.config.codec.downsample)
         if not self.running:
             raise Unavailable("the model worker is not running")
         job = Job(image=image, options=options, unqueue=self._queue.remove)
@@ -291,7 +304,7 @@ class Engine:
             warnings.simplefilter("ignore")  # the untrained notice is reported in the result
             result = self.pipe(job.image, o.instruction, steps=o.steps, text_guidance=o.text_guidance,
                                image_guidance=o.image_guidance, seed=o.seed, size=o.size, task=task,
-                               decode=not no_match, shifts=o.shifts)
+                               decode=not no_match, shifts=o.shifts, tile=o.tile)
         result.route = route
         if no_match:
             result.notes.insert(0, f"{route.message()}; choose the task for typed outputs")
@@ -340,7 +353,7 @@ class Engine:
             done, passes = 0, 1
             if job is not None:
                 done, job.passes_started = job.passes_started, job.passes_started + 1
-                passes = max(job.options.shifts or self.pipe.config.flow.shifts, done + 1)
+                passes = max((job.options.shifts or self.pipe.config.flow.shifts) * _tiles(job), done + 1)
 
             def tracked(x, t):
                 job = self._current

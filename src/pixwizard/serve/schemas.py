@@ -24,6 +24,9 @@ class RunOptions(BaseModel):
     shifts: Literal[1, 2, 4] | None = Field(None, description="sampler passes averaged, each on the image shifted by "
                                                               "half a patch (hides the patch grid; each pass costs "
                                                               "one run)")
+    tile: int | None = Field(None, ge=16, le=1024, description="run the model on overlapping tiles of this side "
+                                                               "at the image's own resolution, blended, instead "
+                                                               "of downscaling an image over 512x512 pixels")
 
 
 class FileOut(BaseModel):
@@ -62,6 +65,7 @@ class RunResponse(BaseModel):
     height: int
     steps: int
     shifts: int = Field(description="sampler passes averaged")
+    tiles: int = Field(1, description="tiles the image ran in (1: the whole image at once)")
     seed: int
     working_size: list[int] = Field(description="[height, width] the model ran at")
     untrained: bool
