@@ -134,6 +134,7 @@ def test_errors_are_shown_and_advanced_options_and_task_override_apply(served, b
     set_number(page, "#steps input[type=number]", "1", shown_by="#steps input[type=range]")
     set_number(page, "#seed input", "5")
     page.locator("#shifts").get_by_label("2", exact=True).check()
+    set_number(page, "#tile input", "32")
     task = page.locator("#task input")
     task.click()
     task.fill("Depth estimation")
@@ -144,6 +145,7 @@ def test_errors_are_shown_and_advanced_options_and_task_override_apply(served, b
     page.wait_for_function("document.querySelector('#status').innerText.includes('64x48')", timeout=60_000)
     status = page.locator("#status").inner_text()
     assert "depth (given)" in status and "1 steps" in status and "seed 5" in status and "2 passes" in status
+    assert "6 tiles" in status  # 48x64 in 32-px tiles overlapping by 8
     names = page.locator("#downloads a[download]").evaluate_all("els => els.map(e => e.getAttribute('download'))")
     assert sorted(names) == ["result.depth.npy", "result.depth16.png", "result.png"]
     page.close()

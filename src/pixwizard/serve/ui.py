@@ -46,7 +46,8 @@ def result_markdown(jr: JobResult) -> str:
     r = jr.result
     how = "given" if jr.route is None else f"routed, confidence {jr.route.confidence:.2f}"
     lines = [f"**{jr.task or 'no task matched'}** ({how}) · {r.image.shape[1]}x{r.image.shape[0]} · "
-             f"{r.steps} steps · {r.shifts} pass{'es' if r.shifts > 1 else ''} · seed {r.seed} · {jr.run_s:.2f} s"]
+             f"{r.steps} steps · {r.shifts} pass{'es' if r.shifts > 1 else ''}"
+             + (f" · {r.tiles} tiles" if r.tiles > 1 else "") + f" · seed {r.seed} · {jr.run_s:.2f} s"]
     if r.decoded is not None and r.decoded.boxes is not None:
         lines.append(f"boxes (xyxy pixels): {[[round(v) for v in b] for b in r.decoded.boxes]}")
     kinds = [k for k in jr.files if k != "image"]
@@ -72,7 +73,7 @@ def build_ui(engine: Engine, config: ServeConfig):
         except ValueError as e:
             return str(e)
 
-    def run(image_path, instruction, task, steps, text_guidance, image_guidance, seed, size, shifts, history,
+    def run(image_path, instruction, task, steps, text_guidance, image_guidance, seed, size, shifts, tile, history,
             progress=gr.Progress()):
         if not image_path:
             raise gr.Error("Add an image first: upload, paste or drop one.")
@@ -83,7 +84,8 @@ def build_ui(engine: Engine, config: ServeConfig):
             options = JobOptions(instruction=instruction.strip(), task=None if task in (None, AUTO) else task,
                                  steps=int(steps), text_guidance=float(text_guidance),
                                  image_guidance=float(image_guidance), seed=int(seed or 0),
-                                 size=int(size) if size else None, shifts=int(shifts))
+                                 size=int(size) if size else None, shifts=int(shifts),
+                                 tile=int(tile) if tile else None)
             job = engine.submit(array, options)
         except (ImageError, ValueError, Busy, Unavailable) as e:
             raise gr.Error(str(e)) from None
@@ -136,6 +138,9 @@ def build_ui(engine: Engine, config: ServeConfig):
                     shifts = gr.Radio([1, 2, 4], value=flow.shifts, elem_id="shifts",
                                       label="Shifted passes: averaged runs at half-patch offsets (hide the patch "
                                             "grid; each costs one run)")
+                    tile = gr.Number(0, label="Tiles: run in overlapping tiles of this many pixels at the image's "
+                                              "own resolution (0 = off: large images run downscaled)",
+                                     precision=0, minimum=0, maximum=1024, elem_id="tile")
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", type="filepath", height=360, elem_id="result")
@@ -147,7 +152,7 @@ def build_ui(engine: Engine, config: ServeConfig):
 
         instruction.change(route, instruction, routed, trigger_mode="always_last", show_progress="hidden")
         gr.on([run_button.click, instruction.submit], run,
-              inputs=[image, instruction, task, steps, text_guidance, image_guidance, seed, size, shifts,
+              inputs=[image, instruction, task, steps, text_guidance, image_guidance, seed, size, shifts, tile,
                       history_state],
               outputs=[slider, status, downloads, gallery, history_state, routed])
     demo.queue(max_size=config.queue_size)
