@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from test_pipeline import live_model
 
 from pixwizard.checkpoint import save_model
 from pixwizard.cli import main
-from pixwizard.config import preset
 from pixwizard.model.encoders import build_codec, build_text_encoder
-from pixwizard.model.pixwizard import PixWizard
 from pixwizard.pipeline import PixWizardPipeline
-from pixwizard.tiles import blend_tiles, feather, tile_boxes, tile_starts
+from pixwizard.tiles import blend_tiles, default_overlap, feather, tile_boxes, tile_starts
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(512, 256, 32), (300, 128, 16), (100, 64, 0), (129, 128, 8),
@@ -46,17 +44,12 @@ def test_blending_is_exact_for_a_pointwise_function_and_smooth_between_tiles():
     assert np.all(np.diff(row) >= -1e-12)
     assert np.abs(np.diff(row)).max() < 0.2  # no seam: at most a ramp step (1 / (overlap + 1))
     assert feather(4, 4, 0).min() == 1.0 and feather(10, 10, 4).min() > 0
+    assert default_overlap(512) == 32 and default_overlap(64) == 16
 
 
 def _live_pipe():
-    torch.manual_seed(0)
-    m = PixWizard(preset("debug"))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # open the zero-initialised paths so the output depends on everything
-        for p in m.parameters():
-            if p.abs().sum() == 0:
-                p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return PixWizardPipeline(m.eval(), build_text_encoder(m.config.text), build_codec(m.config.codec),
+    m = live_model()
+    return PixWizardPipeline(m, build_text_encoder(m.config.text), build_codec(m.config.codec),
                              device="cpu", precision="fp32")
 
 

@@ -31,7 +31,7 @@ from pixwizard.tasks.codecs import Decoded, codec_for
 from pixwizard.tasks.colours import colour_in_text
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route, RouterCacheWarning
-from pixwizard.tiles import blend_tiles
+from pixwizard.tiles import blend_tiles, default_overlap
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,11 @@ def shift_image(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return np.pad(img, ((dy, 0), (dx, 0), (0, 0)), mode=mode)
 
 
-DEFAULT_TILE_OVERLAP = 32
-
-
 def check_tile(tile: int, overlap: int | None, multiple: int) -> int:
     """The overlap to use (default: 32 px, at most a quarter of the tile); a clear error for tile
     settings that cannot work."""
     if overlap is None:
-        overlap = min(DEFAULT_TILE_OVERLAP, tile // 4)
+        overlap = default_overlap(tile)
     if tile < 2 * multiple:
         raise ValueError(f"tile must be at least {2 * multiple} pixels (two patches), got {tile}")
     if not 0 <= overlap < tile // 2:
@@ -283,8 +280,9 @@ class PixWizardPipeline:
         with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
         each pass's patch borders fall inside the other's patches (:func:`shift_offsets`).
         ``tile`` (pixels) runs the model on ``tile x tile`` tiles of the image at its own resolution,
-        overlapping by ``tile_overlap`` (default 32, at most a quarter of the tile) and blended (``pixwizard.tiles``), instead of downscaling a
-        large image to the working size; ``size`` is then ignored."""
+        overlapping by ``tile_overlap`` (default 32, at most a quarter of the tile) and blended
+        (``pixwizard.tiles``), instead of downscaling a large image to the working size; ``size`` is
+        then ignored."""
         steps = merge_alias("steps", steps, "num_inference_steps", num_inference_steps)
         text_guidance = merge_alias("text_guidance", text_guidance, "guidance_scale", guidance_scale)
         image_guidance = merge_alias("image_guidance", image_guidance, "image_guidance_scale", image_guidance_scale)

@@ -15,6 +15,13 @@ from typing import Callable
 
 import numpy as np
 
+DEFAULT_OVERLAP = 32  # pixels, when the caller does not say
+
+
+def default_overlap(tile: int) -> int:
+    """The overlap used when none is given: 32 px, at most a quarter of the tile."""
+    return min(DEFAULT_OVERLAP, tile // 4)
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering ``[0, length)`` with windows of ``min(tile, length)``."""

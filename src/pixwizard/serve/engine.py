@@ -29,7 +29,7 @@ from pixwizard.outputs import write_output_set
 from pixwizard.pipeline import PixWizardPipeline, PixWizardResult, check_tile
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route
-from pixwizard.tiles import tile_boxes
+from pixwizard.tiles import default_overlap, tile_boxes
 
 RouteFn = Callable[[str], Route]
 RESULT_NAME = "result.png"
@@ -72,7 +72,7 @@ def _tiles(job: "Job") -> int:
     if tile is None:
         return 1
     h, w = job.image.shape[:2]
-    return len(tile_boxes(h, w, tile, check_tile(tile, None, 1)))
+    return len(tile_boxes(h, w, tile, default_overlap(tile)))
 
 
 @dataclass
