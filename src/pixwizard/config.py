@@ -154,6 +154,12 @@ class PixWizardConfig:
             if not self.model.use_structural:
                 raise ValueError("model.condition_skip needs model.use_structural (the skip is a structural path)")
 
+    @property
+    def pixel_multiple(self) -> int:
+        """Image sides the model takes are multiples of this: one patch token's side in pixels
+        (patch size x codec downsample)."""
+        return int(self.model.patch_size * self.codec.downsample)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

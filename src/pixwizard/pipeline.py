@@ -308,7 +308,7 @@ class PixWizardPipeline:
                 raise ValueError(f"the {name} scale must be a finite number, got {value}")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        multiple = self.config.model.patch_size * self.config.codec.downsample
+        multiple = self.config.pixel_multiple
         offsets = shift_offsets(flow.shifts if shifts is None else shifts, multiple)
         if not 0 <= int(seed) < 2 ** 63:
             raise ValueError(f"the seed must be an integer in [0, 2**63), got {seed}")

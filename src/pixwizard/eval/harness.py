@@ -267,7 +267,7 @@ class ModelPredictor:
 
     @property
     def block_size(self) -> int:
-        return int(self.pipe.config.model.patch_size * self.pipe.config.codec.downsample)
+        return self.pipe.config.pixel_multiple
 
     def __call__(self, image: np.ndarray, instruction: str, task: str, slots: dict[str, str],
                  seed: int) -> np.ndarray:

@@ -79,7 +79,7 @@ class Finetuner:
         register(cfg.task)
         model, self.base_info = load_model(self.base, device="cpu")
         self.mcfg = model.config
-        multiple = self.mcfg.model.patch_size * self.mcfg.codec.downsample
+        multiple = self.mcfg.pixel_multiple
         if cfg.size % multiple:
             raise ValueError(f"size {cfg.size} is not a multiple of {multiple} (patch size x codec downsample)")
         if cfg.mode == "lora":

@@ -149,7 +149,7 @@ class OfficialPipeline:
         pil = pil.convert("RGB")
         w0, h0 = pil.size
         bw, bh = nearest_bucket(w0, h0, s.resolution)
-        f = self.config.codec.downsample * self.config.model.patch_size
+        f = self.config.pixel_multiple
         if bw % f or bh % f:
             raise ValueError(f"bucket {bw}x{bh} is not a multiple of {f}")
         pixels = torch.from_numpy(np.array(pil.resize((bw, bh), resample=Image.LANCZOS))).permute(2, 0, 1)[None]

@@ -244,7 +244,7 @@ class Engine:
         if options.shifts is not None and options.shifts not in (1, 2, 4):
             raise ValueError(f"shifts must be 1, 2 or 4, got {options.shifts}")
         if options.tile is not None:
-            check_tile(options.tile, None, self.pipe.config.model.patch_size * self.pipe.config.codec.downsample)
+            check_tile(options.tile, None, self.pipe.config.pixel_multiple)
         if not self.running:
             raise Unavailable("the model worker is not running")
         job = Job(image=image, options=options, unqueue=self._queue.remove)

@@ -61,7 +61,7 @@ def bench_training(preset: str = "tiny", size: int = 64, batch: int = 32, steps:
     compile, whose seconds are reported as ``warmup_s``."""
     dev = resolve_device(device)
     cfg = config if config is not None else model_preset(preset)
-    multiple = cfg.model.patch_size * cfg.codec.downsample
+    multiple = cfg.pixel_multiple
     if size % multiple:
         raise ValueError(f"size {size} is not a multiple of {multiple} for preset {preset!r}")
     if steps < 1 or batch < 1:

@@ -152,7 +152,7 @@ class Trainer:
             raise ValueError(f"per-process batch {self.per_rank} is not a multiple of micro_batch {self.micro}")
         self.accum = self.per_rank // self.micro
         self.mcfg = cfg.model_config()
-        multiple = self.mcfg.model.patch_size * self.mcfg.codec.downsample
+        multiple = self.mcfg.pixel_multiple
         for s in cfg.stages:
             bad = [r for r in s.resolutions if r % multiple]
             if bad:
