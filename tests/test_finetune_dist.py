@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dist_support import free_port
 from finetune_support import isolated_registry, make_pairs, save_debug_base  # noqa: F401 (fixture)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def _finetune(setup, out: Path, *extra: str, nproc: int = 2) -> subprocess.Compl
             "--out", str(out), "--rank", "2", "--alpha", "4", "--steps", "4", "--batch-size", "4", "--size", "32",
             "--lr", "1e-2", "--checkpoint-every", "2", "--precision", "fp32", "--holdout", "2", "--no-eval", *extra]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr",
-           "127.0.0.1", "--master-port", str(_free_port()), "-m", "pixwizard.cli", *args]
+           "127.0.0.1", "--master-port", str(free_port()), "-m", "pixwizard.cli", *args]
     env = dict(os.environ, OMP_NUM_THREADS="1", PIXWIZARD_CACHE=str(setup["root"] / "cache"))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dist_support import free_port
 from pixwizard.data.shards import (MANIFEST, atomic_write_json, encode_sample, item_key, shard_name, sidecar_path,
                                    write_shard)
 from pixwizard.train.config import PRESETS, StageConfig, TrainConfig, preset
@@ -325,15 +325,9 @@ def test_cli_errors(tmp_path, dataset, capsys):
 # ----------------------------------------------------------------------------- 2 processes on gloo
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "pixwizard.train", *args]
+           "--master-port", str(free_port()), "-m", "pixwizard.train", *args]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
