@@ -132,6 +132,24 @@ class FlowConfig:
     sample_shift: float = 1.0
     text_guidance: float = 1.0
     image_guidance: float = 1.0
+    # per-task sampling defaults, task id -> [steps, shifts], chosen by measurement (pixwizard model set
+    # --task-sampling); a task not listed, or an instruction routed to no task, uses steps and shifts above
+    task_sampling: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task_sampling, dict):
+            raise ValueError(f"flow.task_sampling must map task ids to [steps, shifts], got {self.task_sampling!r}")
+        for task, pair in self.task_sampling.items():
+            ok = (isinstance(task, str) and task and isinstance(pair, (list, tuple)) and len(pair) == 2
+                  and all(isinstance(v, int) and not isinstance(v, bool) for v in pair))
+            if not ok or pair[0] < 1 or pair[1] not in (1, 2, 4):
+                raise ValueError(f"flow.task_sampling[{task!r}] must be [steps >= 1, shifts 1|2|4], got {pair!r}")
+        self.task_sampling = {k: [int(v[0]), int(v[1])] for k, v in self.task_sampling.items()}
+
+    def sampling_for(self, task: str | None) -> tuple[int, int]:
+        """(steps, shifts) for ``task``: its entry of ``task_sampling``, else the model-wide defaults."""
+        steps, shifts = self.task_sampling.get(task, (self.steps, self.shifts)) if task else (self.steps, self.shifts)
+        return int(steps), int(shifts)
 
 
 @dataclass

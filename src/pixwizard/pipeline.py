@@ -276,7 +276,9 @@ class PixWizardPipeline:
         results; by default the instruction is routed to a task. ``decode=False`` skips both.
         The diffusers names (``num_inference_steps``, ``guidance_scale``, ``image_guidance_scale``,
         ``generator``, ``output_type="pil"``) work too: see ``pixwizard.pipeline_args``.
-        ``shifts`` (1, 2 or 4; default the model's ``flow.shifts``) runs the sampler that many times
+        ``steps`` and ``shifts`` default to the model's sampling defaults for the task (given, or the
+        routed one: ``flow.task_sampling``), else its ``flow.steps`` and ``flow.shifts``.
+        ``shifts`` (1, 2 or 4) runs the sampler that many times
         with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
         each pass's patch borders fall inside the other's patches (:func:`shift_offsets`).
         ``tile`` (pixels) runs the model on ``tile x tile`` tiles of the image at its own resolution,
@@ -300,7 +302,12 @@ class PixWizardPipeline:
         if h * w > self.config.max_pixels:
             raise ValueError(f"the image has {h}x{w} = {h * w} pixels, over the limit of {self.config.max_pixels}")
         flow = self.config.flow
-        steps = flow.steps if steps is None else int(steps)
+        route = None
+        if flow.task_sampling and (steps is None or shifts is None) and task is None:
+            route = self.route(instruction.strip())  # the routed task picks its own sampling defaults
+        sampling_task = task if task is not None else (None if route is None or route.no_match else route.task)
+        task_steps, task_shifts = flow.sampling_for(sampling_task)
+        steps = task_steps if steps is None else int(steps)
         wt = flow.text_guidance if text_guidance is None else float(text_guidance)
         wi = flow.image_guidance if image_guidance is None else float(image_guidance)
         for name, value in (("text guidance", wt), ("image guidance", wi)):
@@ -309,7 +316,7 @@ class PixWizardPipeline:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         multiple = self.config.pixel_multiple
-        offsets = shift_offsets(flow.shifts if shifts is None else shifts, multiple)
+        offsets = shift_offsets(task_shifts if shifts is None else shifts, multiple)
         if not 0 <= int(seed) < 2 ** 63:
             raise ValueError(f"the seed must be an integer in [0, 2**63), got {seed}")
         run_sampler = get_sampler(sampler or flow.sampler)
@@ -351,7 +358,7 @@ class PixWizardPipeline:
                                  shifts=len(offsets), tiles=n_tiles)
         if decode:
             if task is None:
-                result.route = self.route(instruction.strip())
+                result.route = route if route is not None else self.route(instruction.strip())
                 task = result.route.task
                 if self._router_note:
                     result.notes.append(self._router_note)

@@ -27,9 +27,9 @@ def register(sub) -> None:
                    help="make a generated suite's items at N px (the run goes to OUT/<suite>-<N>px/<model tag>)")
     p.add_argument("--photos", action="append", help="folder of clean photos for photo tasks (repeatable)")
     p.add_argument("--data-root", help="dataset folder for benchmark suites (native published layout)")
-    p.add_argument("--steps", type=int, help="sampling steps for a model (default: the model's)")
+    p.add_argument("--steps", type=int, help="sampling steps for a model (default: the model's for each task)")
     p.add_argument("--shifts", type=int, choices=(1, 2, 4),
-                   help="half-patch shift ensemble for a model (default: the model's; see pixwizard run --help)")
+                   help="half-patch shift ensemble for a model (default: the model's for each task; see pixwizard run --help)")
     p.add_argument("--tile", type=int, metavar="PX",
                    help="run a model in PX x PX tiles at the item's own resolution (see pixwizard run --help)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")

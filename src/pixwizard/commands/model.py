@@ -3,9 +3,10 @@
 ``pixwizard model info FILE`` prints what the file holds: its configuration's size, the samples it
 was trained on, its notice, its sampling defaults and the digest of its tensors.
 
-``pixwizard model set FILE [--out OUT] [--steps N] [--shifts 1|2|4] ...`` writes the same tensors
-with new sampling defaults (the ``flow`` settings ``run``, ``eval``, ``serve`` and the Python
-pipeline use when not told otherwise), a new notice or a new sample count. The tensors are copied
+``pixwizard model set FILE [--out OUT] [--steps N] [--shifts 1|2|4] [--task-sampling JSON] ...``
+writes the same tensors with new sampling defaults (the ``flow`` settings ``run``, ``eval``, ``serve``
+and the Python pipeline use when not told otherwise; ``--task-sampling`` gives tasks their own
+steps and shifts), a new notice or a new sample count. The tensors are copied
 byte for byte (``info`` shows the same digest); the file is written atomically, in place unless
 ``--out`` is given.
 """
@@ -28,7 +29,8 @@ def _file_info(path: str) -> dict:
     return {"file": str(path), "name": cfg.name, "trained_samples": info.trained_samples,
             "notice": info.extra.get("notice"), "version": info.extra.get("pixwizard_version"),
             "model": {"dim": m.dim, "depth": m.depth, "heads": m.heads, "patch_size": m.patch_size},
-            "sampling": {k: getattr(cfg.flow, k) for k in SAMPLING}, "tensors_sha256": tensors_digest(path)}
+            "sampling": {k: getattr(cfg.flow, k) for k in SAMPLING}, "task_sampling": dict(cfg.flow.task_sampling),
+            "tensors_sha256": tensors_digest(path)}
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -40,10 +42,31 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{d['file']}: {d['name']} (dim {m['dim']}, depth {m['depth']}, heads {m['heads']}, patch {m['patch_size']}), "
           f"trained on {d['trained_samples']:,} samples")
     print("sampling defaults: " + ", ".join(f"{k} {v}" for k, v in d["sampling"].items()))
+    if d["task_sampling"]:
+        print("per task (steps x shifts): " + ", ".join(f"{t} {a}x{b}" for t, (a, b) in sorted(d["task_sampling"].items())))
     if d["notice"]:
         print(f"notice: {d['notice']}")
     print(f"tensors sha256: {d['tensors_sha256']}")
     return 0
+
+
+def _task_sampling(text: str) -> dict[str, list[int]]:
+    """``--task-sampling``: a JSON object (or a .json file of one) of task id -> [steps, shifts];
+    ``{}`` removes every per-task default. Task ids are checked against the registry."""
+    from pathlib import Path
+
+    from pixwizard.tasks.registry import get_task
+
+    source = Path(text).read_text() if text.strip().endswith(".json") else text
+    try:
+        table = json.loads(source)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--task-sampling must be a JSON object of task -> [steps, shifts]: {e}") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"--task-sampling must be a JSON object of task -> [steps, shifts], got {table!r}")
+    for task in table:
+        get_task(task)  # a clear error naming close ids
+    return table
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -64,9 +87,11 @@ def _set(args: argparse.Namespace) -> int:
             raise ValueError(f"--{k.replace('_', '-')} must be a finite number >= 0, got {changes[k]}")
     if args.trained_samples is not None and args.trained_samples < 0:
         raise ValueError(f"--trained-samples must be >= 0, got {args.trained_samples}")
+    if args.task_sampling is not None:
+        changes["task_sampling"] = _task_sampling(args.task_sampling)
     if not changes and args.notice is None and not args.no_notice and args.trained_samples is None:
         raise ValueError("nothing to set: give --steps, --shifts, --sampler, --text-guidance, --image-guidance, "
-                         "--sample-shift, --notice, --no-notice or --trained-samples")
+                         "--sample-shift, --task-sampling, --notice, --no-notice or --trained-samples")
     raw.setdefault("flow", {}).update(changes)
     meta["pixwizard_config"] = PixWizardConfig.from_dict(raw).to_json()  # checked and complete
     if args.no_notice:
@@ -78,8 +103,9 @@ def _set(args: argparse.Namespace) -> int:
     out = args.out or args.file
     write_metadata(args.file, out, meta)
     flow = read_info(out).config.flow
+    per_task = f", {len(flow.task_sampling)} tasks with their own" if flow.task_sampling else ""
     print(f"wrote {out}: sampling defaults " + ", ".join(f"{k} {getattr(flow, k)}" for k in SAMPLING)
-          + "; tensors copied byte for byte")
+          + per_task + "; tensors copied byte for byte")
     return 0
 
 
@@ -100,6 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--text-guidance", type=float)
     s.add_argument("--image-guidance", type=float)
     s.add_argument("--sample-shift", type=float, help="time-grid shift of the sampler")
+    s.add_argument("--task-sampling", metavar="JSON",
+                   help='per-task steps and shifts, e.g. \'{"denoise": [2, 4]}\' or a .json file of that ({} removes them)')
     s.add_argument("--notice", help="one line the tools show users (e.g. that a checkpoint is an early one)")
     s.add_argument("--no-notice", action="store_true", help="remove the notice")
     s.add_argument("--trained-samples", type=int, help="the samples the weights were trained on")

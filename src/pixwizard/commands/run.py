@@ -20,7 +20,7 @@ def register(sub) -> None:
                                           "batch mode: the output folder")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (batch: a summary)")
     p.add_argument("--checkpoint", help="model checkpoint (.safetensors); default: the shipped pixwizard-tiny")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's for the task)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--size", type=int, help="run the model with this longest side, output resized back")
@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--sampler", choices=["euler", "heun"], help="ODE sampler (default: the model's)")
     p.add_argument("--shifts", type=int, choices=(1, 2, 4),
                    help="run the sampler 1, 2 or 4 times with the image shifted by half a patch and average: "
-                        "hides the patch grid at that many times the cost (default: the model's)")
+                        "hides the patch grid at that many times the cost (default: the model's for the task)")
     p.add_argument("--tile", type=int, metavar="PX",
                    help="run the model on PX x PX tiles of the image at its own resolution, blended where they "
                         "overlap, instead of downscaling an image over the working size (512x512 pixels)")

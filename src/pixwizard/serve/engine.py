@@ -98,6 +98,7 @@ class Job:
     future: Future = field(default_factory=Future)
     progress: float = 0.0  # sampler time in [0, 1], over all shifted passes
     passes_started: int = 0  # sampler passes begun (a shift ensemble runs several)
+    passes: int = 1  # sampler passes the job runs in all (shifts x tiles), set when it starts
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -300,6 +301,7 @@ class Engine:
             route = self.route(o.instruction)
             task = route.task
         no_match = route is not None and route.no_match  # fits no task well: no guess, no typed outputs
+        job.passes = (o.shifts or self.pipe.config.flow.sampling_for(task)[1]) * _tiles(job)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the untrained notice is reported in the result
             result = self.pipe(job.image, o.instruction, steps=o.steps, text_guidance=o.text_guidance,
@@ -353,7 +355,7 @@ class Engine:
             done, passes = 0, 1
             if job is not None:
                 done, job.passes_started = job.passes_started, job.passes_started + 1
-                passes = max((job.options.shifts or self.pipe.config.flow.shifts) * _tiles(job), done + 1)
+                passes = max(job.passes, done + 1)
 
             def tracked(x, t):
                 job = self._current

@@ -15,7 +15,7 @@ class RunOptions(BaseModel):
     instruction: str = Field(min_length=1, max_length=500, description='what to do, e.g. "remove the rain"')
     task: str | None = Field(None, description="decode the output as this task id (default: routed from the "
                                                "instruction; see GET /v1/tasks)")
-    steps: int | None = Field(None, ge=1, description="sampling steps")
+    steps: int | None = Field(None, ge=1, description="sampling steps (default: the model's for the task)")
     text_guidance: float | None = Field(None, ge=0, le=50, description="text guidance scale")
     image_guidance: float | None = Field(None, ge=0, le=50, description="image guidance scale")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="noise seed")

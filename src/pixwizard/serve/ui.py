@@ -82,9 +82,9 @@ def build_ui(engine: Engine, config: ServeConfig):
         try:
             array = load_image(image_path, max_pixels=max_pixels)
             options = JobOptions(instruction=instruction.strip(), task=None if task in (None, AUTO) else task,
-                                 steps=int(steps), text_guidance=float(text_guidance),
+                                 steps=int(steps) or None, text_guidance=float(text_guidance),
                                  image_guidance=float(image_guidance), seed=int(seed or 0),
-                                 size=int(size) if size else None, shifts=int(shifts),
+                                 size=int(size) if size else None, shifts=int(shifts) or None,
                                  tile=int(tile) if tile else None)
             job = engine.submit(array, options)
         except (ImageError, ValueError, Busy, Unavailable) as e:
@@ -129,13 +129,15 @@ def build_ui(engine: Engine, config: ServeConfig):
                                 chip.click(lambda t=text: t, outputs=instruction, show_progress="hidden")
                 task = gr.Dropdown(task_choices, value=AUTO, label="Task (override the routing)", elem_id="task")
                 with gr.Accordion("Advanced", open=False):
-                    steps = gr.Slider(1, config.max_steps, value=flow.steps, step=1, label="Steps", elem_id="steps")
+                    steps = gr.Slider(0, config.max_steps, value=0, step=1, elem_id="steps",
+                                      label=f"Steps (0 = the model's default for the task; {flow.steps} unless the "
+                                            "task has its own)")
                     text_guidance = gr.Number(flow.text_guidance, label="Text guidance", minimum=0, maximum=50)
                     image_guidance = gr.Number(flow.image_guidance, label="Image guidance", minimum=0, maximum=50)
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
                     size = gr.Number(0, label="Working size: longest side in pixels (0 = the image's own)",
                                      precision=0, minimum=0, maximum=config.max_size)
-                    shifts = gr.Radio([1, 2, 4], value=flow.shifts, elem_id="shifts",
+                    shifts = gr.Radio([("task default", 0), ("1", 1), ("2", 2), ("4", 4)], value=0, elem_id="shifts",
                                       label="Shifted passes: averaged runs at half-patch offsets (hide the patch "
                                             "grid; each costs one run)")
                     tile = gr.Number(0, label="Tiles: run in overlapping tiles of this many pixels at the image's "
