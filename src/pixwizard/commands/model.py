@@ -6,7 +6,10 @@ was trained on, its notice, its sampling defaults and the digest of its tensors.
 ``pixwizard model set FILE [--out OUT] [--steps N] [--shifts 1|2|4] [--task-sampling JSON] ...``
 writes the same tensors with new sampling defaults (the ``flow`` settings ``run``, ``eval``, ``serve``
 and the Python pipeline use when not told otherwise; ``--task-sampling`` gives tasks their own
-steps and shifts), a new notice or a new sample count. The tensors are copied
+steps and shifts), a new notice or a new sample count.
+
+``pixwizard model pick-sampling REF_RUN STEPSxSHIFTS=RUN ... [--out TABLE.json]`` chooses that table
+from ``pixwizard eval`` runs of a selection set (``pixwizard.eval.sampling_pick``). The tensors are copied
 byte for byte (``info`` shows the same digest); the file is written atomically, in place unless
 ``--out`` is given.
 """
@@ -109,6 +112,37 @@ def _set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick(args: argparse.Namespace) -> int:
+    from pixwizard.eval.sampling_pick import format_choices, parse_candidate, pick_sampling
+    from pathlib import Path
+
+    from pixwizard.data.shards import atomic_write_json
+
+    candidates = [parse_candidate(c) for c in args.candidates]
+    table = {}
+    for ref in args.ref_run:  # one reference per suite; each candidate is paired with the runs of its suite
+        mine = [c for c in candidates if _same_suite(c[2], ref)]
+        if not mine:
+            raise ValueError(f"no candidate run of the suite of {ref}")
+        part, choices = pick_sampling(ref, mine, z=args.z)
+        print(f"{ref}:\n" + format_choices(choices, part, args.z))
+        table.update(part)
+    if args.out:
+        atomic_write_json(Path(args.out), table)
+        print(f"wrote {args.out}: {len(table)} tasks (use: pixwizard model set FILE --task-sampling {args.out})")
+    else:
+        print(json.dumps(table))
+    return 0
+
+
+def _same_suite(run: str, ref: str) -> bool:
+    from pathlib import Path
+
+    suite = [json.loads((Path(d) / "metrics.json").read_text()).get("suite") if (Path(d) / "metrics.json").is_file()
+             else None for d in (run, ref)]
+    return suite[0] is not None and suite[0] == suite[1]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("model", help="show a model file, or set its sampling defaults",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,3 +166,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--no-notice", action="store_true", help="remove the notice")
     s.add_argument("--trained-samples", type=int, help="the samples the weights were trained on")
     s.set_defaults(func=_set)
+    p = sub.add_parser("pick-sampling", help="choose per-task steps and shifts from eval runs of a selection set")
+    p.add_argument("--ref", dest="ref_run", action="append", required=True, metavar="RUN",
+                   help="run folder of the model with its defaults (once per suite: --ref A --ref B)")
+    p.add_argument("candidates", nargs="+", metavar="STEPSxSHIFTS=RUN",
+                   help="run folders of the same items with other sampling, e.g. 2x4=EV/photo-restoration/model-steps2-shifts4")
+    p.add_argument("--z", type=float, default=1.64, help="standard errors a gain must exceed (default 1.64)")
+    p.add_argument("--out", help="write the table here (JSON) for model set --task-sampling")
+    p.set_defaults(func=_pick)
