@@ -5,6 +5,7 @@ apt when missing). Upload an image, pick an example chip with the keyboard, run 
 with Enter, read the routed task and the result, download the mask and check it.
 """
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from serve_support import debug_pipeline, keyword_route, one_torch_thread, png_b
 pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]  # inside gradio's queue
 
+TABLE = {"refseg_mask": [3, 4]}  # per-task sampling: the UI's defaults ("task default") take it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -35,7 +37,12 @@ def served():
     from pixwizard.serve.engine import Engine
     from pixwizard.serve.server import serve_in_thread
 
-    with Engine(debug_pipeline(), route_fn=keyword_route) as engine:
+    from pixwizard.pipeline import PixWizardPipeline
+
+    base = debug_pipeline()  # shared by the serve tests: a pipeline of its own carries the per-task table
+    pipe = PixWizardPipeline(base.model, base.text_encoder, base.codec, device="cpu", precision="fp32")
+    pipe.config = dataclasses.replace(pipe.config, flow=dataclasses.replace(pipe.config.flow, task_sampling=TABLE))
+    with Engine(pipe, route_fn=keyword_route) as engine:
         with serve_in_thread(create_app(engine, ServeConfig(), ui=True)) as url:
             yield url, engine
 
@@ -78,6 +85,7 @@ def test_upload_run_read_and_download_the_mask(served, browser, tmp_path):
     page.wait_for_function("document.querySelector('#status').innerText.includes('64x48')", timeout=60_000)
     status = page.locator("#status").inner_text()
     assert "refseg_mask" in status and "typed outputs: mask" in status
+    assert "3 steps" in status and "4 passes" in status  # the task's own sampling defaults
     assert page.locator("#result img").count() == 2  # before and after
     assert page.locator("#history img").count() == 1
 
