@@ -71,7 +71,7 @@ def test_pipeline_tiles_run_at_full_resolution_and_one_tile_is_the_plain_run():
             pipe(img, "remove the noise", steps=1, task="denoise", **bad)
 
 
-def test_cli_run_with_tiles_records_them(tmp_path, capsys):
+def test_cli_run_with_tiles_records_them(tmp_path, capsys, monkeypatch):
     pipe = _live_pipe()
     ckpt = tmp_path / "debug.safetensors"
     save_model(pipe.model, ckpt, trained_samples=0)
@@ -90,5 +90,11 @@ def test_cli_run_with_tiles_records_them(tmp_path, capsys):
     from pixwizard.eval.harness import make_predictor
 
     assert make_predictor(str(ckpt), steps=1, tile=32).tag == "model-debug-steps1-tile32"
+    from pixwizard.pipeline import PixWizardPipeline
+
+    def no_load(*args, **kw):
+        raise AssertionError("a bad tile is refused before the model loads")
+
+    monkeypatch.setattr(PixWizardPipeline, "from_pretrained", no_load)
     with pytest.raises(ValueError, match="tile must be at least"):
         make_predictor(str(ckpt), tile=4)

@@ -291,13 +291,15 @@ def make_predictor(model: str, *, device: str | None = None, steps: int | None =
     if model != "default" and not Path(model).is_file():
         raise FileNotFoundError(f"--model {model}: no such checkpoint file (or use default, baseline:auto, "
                                 "baseline:NAME)")
-    predictor = ModelPredictor(PixWizardPipeline.from_pretrained(None if model == "default" else model, device=device),
-                               str(model), steps, shifts, tile)
-    if tile is not None:
+    if tile is not None:  # a bad tile is refused before the model loads (the file's config says its grid)
+        from pixwizard.checkpoint import DEFAULT_CHECKPOINT, read_info
+        from pixwizard.config import preset
         from pixwizard.pipeline import check_tile
 
-        check_tile(tile, None, predictor.block_size)
-    return predictor
+        path = DEFAULT_CHECKPOINT if model == "default" else Path(model)
+        check_tile(tile, None, (read_info(path).config if path.is_file() else preset("tiny")).pixel_multiple)
+    return ModelPredictor(PixWizardPipeline.from_pretrained(None if model == "default" else model, device=device),
+                          str(model), steps, shifts, tile)
 
 
 # ----------------------------------------------------------------------------- files
