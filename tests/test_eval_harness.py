@@ -45,7 +45,8 @@ def test_every_task_has_metrics_with_inputs_and_appears_in_a_suite():
                 assert m in METRIC_ARGS, f"the harness does not know what {m} compares"
     quick = load_suite("quick")
     assert set(quick.tasks) == set(REGISTRY)
-    assert min(load_suite("world-heldout").world_seeds) >= 1_000_000_000
+    held, select = load_suite("world-heldout").world_seeds, load_suite("world-select").world_seeds
+    assert min(held) >= 1_000_000_000 and (select[0] >= held[1] or select[1] <= held[0])  # disjoint scenes
 
 
 def test_item_seeds_are_per_item_and_independent_of_limit():
