@@ -58,15 +58,11 @@ def _task_sampling(text: str) -> dict[str, list[int]]:
     ``{}`` removes every per-task default. Task ids are checked against the registry."""
     from pathlib import Path
 
+    from pixwizard.commands import json_object_option
     from pixwizard.tasks.registry import get_task
 
     source = Path(text).read_text() if text.strip().endswith(".json") else text
-    try:
-        table = json.loads(source)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--task-sampling must be a JSON object of task -> [steps, shifts]: {e}") from None
-    if not isinstance(table, dict):
-        raise ValueError(f"--task-sampling must be a JSON object of task -> [steps, shifts], got {table!r}")
+    table = json_object_option(source, "--task-sampling", "of task -> [steps, shifts]")
     for task in table:
         get_task(task)  # a clear error naming close ids
     return table

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 
+from pixwizard.commands import json_object_option
 from pixwizard.train.config import PRESETS, TrainConfig, preset
 
 
@@ -55,16 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
 
 
-def _json_object(text: str, option: str, what: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{option} is not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{option} must be a JSON object {what}")
-    return value
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The preset with the command-line overrides applied (validated by TrainConfig)."""
     cfg = preset(args.preset)
@@ -74,10 +65,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                ("batch_size", "micro_batch", "seed", "precision", "parallel", "checkpoint_every", "ema_decay")
                if getattr(args, name) is not None}
     if args.loss_weights is not None:
-        weights = _json_object(args.loss_weights, "--loss-weights", "mapping task id -> weight")
+        weights = json_object_option(args.loss_weights, "--loss-weights", "mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
     if args.model_overrides is not None:
-        changes["model_overrides"] = _json_object(args.model_overrides, "--model-overrides",
+        changes["model_overrides"] = json_object_option(args.model_overrides, "--model-overrides",
                                                   "of PixWizardConfig fields")
     if args.lr is not None or args.warmup_steps is not None:
         if args.lr is not None and not args.lr > 0:
