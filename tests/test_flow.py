@@ -5,9 +5,9 @@ import torch
 
 from pixwizard.config import FlowConfig
 from pixwizard.flow import (apply_dropout, combine, draw_dropout, euler, flow_loss, get_sampler, heun, interpolate,
-                            item_generators, needed_branches, noise_like, sample_training_times, sampling_velocity,
-                            shift_time, target_velocity, time_grid, to_velocity, training_target, velocity_from_x,
-                            x_from_velocity)
+                            item_generators, needed_branches, noise_like, sample_training_times, sampler_times,
+                            sampling_velocity, shift_time, target_velocity, time_grid, to_velocity, training_target,
+                            velocity_from_x, x_from_velocity)
 
 # t across [0, 1], through the x-prediction clamp region t > 1 - t_eps (t_eps = 0.05) up to t = 1
 TIMES = [0.0, 0.2, 0.5, 0.7, 0.9, 0.95, 0.96, 0.97, 0.99, 1.0]
@@ -98,6 +98,25 @@ def test_training_times_in_range_and_seeded(kind):
         assert abs(a.median().item() - 1 / (1 + math.exp(0.8))) < 0.02
     if kind == "shifted":  # shift > 1 spends more time near noise (t = 0)
         assert a.mean() < 0.4
+
+
+def test_grid_share_draws_that_share_at_the_sampler_times():
+    """grid_share moves that share of the training times onto the sampler's own evaluation times
+    (the grids of steps and of every per-task entry); 0 draws exactly what it drew before."""
+    cfg = FlowConfig(steps=4, task_sampling={"sr_x4": [2, 4], "t2i": [3, 1]})
+    assert torch.allclose(sampler_times(cfg), torch.tensor([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75]))
+    base = sample_training_times(4000, FlowConfig(), torch.Generator().manual_seed(2))
+    same = sample_training_times(4000, FlowConfig(grid_share=0.0), torch.Generator().manual_seed(2))
+    assert torch.equal(base, same)
+    mixed = sample_training_times(4000, FlowConfig(grid_share=0.5), torch.Generator().manual_seed(2))
+    on_grid = torch.isin(mixed, sampler_times(FlowConfig()))
+    assert 0.45 < on_grid.float().mean().item() < 0.55  # the logit-normal never hits a grid time exactly
+    assert torch.equal(mixed[~on_grid], base[~on_grid])  # the rest keep their logit-normal draws
+    only = sample_training_times(4000, FlowConfig(grid_share=1.0), torch.Generator().manual_seed(3))
+    counts = torch.stack([(only == g).sum() for g in sampler_times(FlowConfig())])
+    assert counts.sum() == 4000 and counts.min() > 900  # all four times of the 4-step grid, evenly
+    with pytest.raises(ValueError, match="grid_share"):
+        FlowConfig(grid_share=1.5)
 
 
 def test_time_grid_and_shift():

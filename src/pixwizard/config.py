@@ -122,6 +122,9 @@ class FlowConfig:
     logit_mean: float = -0.8
     logit_std: float = 1.0
     time_shift: float = 1.0
+    # share of training times drawn instead at the sampler's own evaluation times (the grids of
+    # ``steps`` and of every ``task_sampling`` entry, after ``sample_shift``); 0 keeps ``time_sampling``
+    grid_share: float = 0.0
     drop_text: float = 0.05
     drop_image: float = 0.05
     drop_both: float = 0.05
@@ -137,6 +140,8 @@ class FlowConfig:
     task_sampling: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.grid_share <= 1.0:
+            raise ValueError(f"flow.grid_share must be in [0, 1], got {self.grid_share!r}")
         if not isinstance(self.task_sampling, dict):
             raise ValueError(f"flow.task_sampling must map task ids to [steps, shifts], got {self.task_sampling!r}")
         for task, pair in self.task_sampling.items():
