@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +23,7 @@ from pixwizard.train.data import BatchStream
 from pixwizard.train.online import MixedStream, OnlineRecipe, OnlineSource
 from pixwizard.train.trainer import RunOptions, train
 
+from test_build_robustness import _alive, _children
 from test_train import make_dataset
 
 torch.set_num_threads(1)
@@ -73,6 +80,38 @@ def test_worker_processes_give_the_same_items(recipe):
             assert _same(pooled.next_item(), local.next_item())
     finally:
         pooled.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_online_workers_die_with_a_killed_trainer(recipe):
+    # a trainer killed with SIGKILL (out of memory, kill -9) must not leave its item workers running
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from pixwizard.train.online import OnlineSource
+        src = OnlineSource({str(recipe)!r}, workers=1, chunk=2, ahead=2)
+        src.next_item()
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    family: set[int] = set()
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        family = set(_children(proc.pid))  # the item worker and the resource tracker
+        assert family and all(_alive(p) for p in family)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 15
+        while any(_alive(p) for p in family) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in family if _alive(p)], "workers outlived the killed trainer"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in family:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_non_photo_tasks_and_missing_photos_are_refused(tmp_path):

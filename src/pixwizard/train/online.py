@@ -19,6 +19,7 @@ tasks with their weights), photo items are generated while training instead:
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -78,10 +79,16 @@ class OnlineRecipe:
 _WORKER_RECIPE: OnlineRecipe | None = None
 
 
-def _worker_init(path: str, part: int) -> None:
+def _worker_init(path: str, part: int, parent_pid: int | None = None) -> None:
+    """One thread per worker; with ``parent_pid`` the worker ends with the trainer, even when the
+    trainer is killed with SIGKILL (otherwise the pool's workers outlive it as orphans)."""
     global _WORKER_RECIPE
     import torch
 
+    from pixwizard.data.builder import die_with_parent
+
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     torch.set_num_threads(1)
     _WORKER_RECIPE = OnlineRecipe(path, part)
 
@@ -107,7 +114,7 @@ class OnlineSource:
         self._pending: deque[Future] = deque()
         self._submitted = 0  # next index to submit
         self._pool = (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                          initargs=(self.path, part)) if workers > 0 else None)
+                                          initargs=(self.path, part, os.getpid())) if workers > 0 else None)
 
     @property
     def tasks(self) -> list[str]:
