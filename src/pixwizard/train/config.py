@@ -112,7 +112,7 @@ class TrainConfig:
         from pixwizard.config import PixWizardConfig, preset as model_preset
 
         base = model_preset(self.model).to_dict()
-        return PixWizardConfig.from_dict(_merge(base, self.model_overrides))
+        return PixWizardConfig.from_dict(merge_overrides(base, self.model_overrides))
 
     @property
     def total_steps(self) -> int:
@@ -159,10 +159,11 @@ class TrainConfig:
         return cls(**d)
 
 
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def merge_overrides(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, nested mappings key by key (``changes`` wins)."""
     out = dict(base)
     for k, v in changes.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge_overrides(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -194,10 +195,13 @@ def cpu_tiny() -> TrainConfig:
 def cpu_tiny_anneal() -> TrainConfig:
     """A campaign stretch that continues a trained file (``--init``): one stage on 64-128-px crops
     of any mix, a short warm-up then a linear decay to 0 over the whole stretch (the part of the
-    full plan that paid in the campaign: stage 2 with the decay). Pick ``--steps`` from the
-    machine's samples/s; ``--lr`` sets the peak (default 2e-4)."""
+    full plan that paid in the campaign: stage 2 with the decay). Half the training times are drawn
+    at the sampler's own times (``flow.grid_share`` 0.5: campaign stretch 8, +0.64 dB restoration
+    against the same stretch without it). Pick ``--steps`` from the machine's samples/s; ``--lr``
+    sets the peak (default 2e-4)."""
     return TrainConfig(
-        name="cpu-tiny-anneal", model="tiny", batch_size=32, precision="auto", ema_decay=0.999,
+        name="cpu-tiny-anneal", model="tiny", model_overrides={"flow": {"grid_share": 0.5}},
+        batch_size=32, precision="auto", ema_decay=0.999,
         decay_fraction=1.0, checkpoint_every=100, keep_last=3, log_every=10,
         stages=[StageConfig("anneal", steps=1500, lr=2e-4, resolutions=(64, 96, 128), warmup_steps=50)],
     )

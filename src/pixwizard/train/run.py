@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 from pixwizard.commands import json_object_option
-from pixwizard.train.config import PRESETS, TrainConfig, preset
+from pixwizard.train.config import PRESETS, TrainConfig, merge_overrides, preset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--any-mixture", action="store_true",
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
     parser.add_argument("--model-overrides", default=None, metavar="JSON",
-                        help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\'')
+                        help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\', merged into '
+                             'the training preset\'s own (cpu-tiny-anneal sets {"flow": {"grid_share": 0.5}})')
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate of every stage (default: the preset's)")
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="linear learning-rate warm-up over the first stage's first N steps (e.g. when continuing from --init)")
@@ -68,8 +69,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weights = json_object_option(args.loss_weights, "--loss-weights", "mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
     if args.model_overrides is not None:
-        changes["model_overrides"] = json_object_option(args.model_overrides, "--model-overrides",
-                                                  "of PixWizardConfig fields")
+        given = json_object_option(args.model_overrides, "--model-overrides", "of PixWizardConfig fields")
+        changes["model_overrides"] = merge_overrides(cfg.model_overrides, given)  # on top of the preset's own
     if args.lr is not None or args.warmup_steps is not None:
         if args.lr is not None and not args.lr > 0:
             raise ValueError(f"--lr must be > 0, got {args.lr}")
