@@ -105,6 +105,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _survivors_of_sigkill(proc: subprocess.Popen, family: set[int], seconds: float = 15) -> list[int]:
+    """SIGKILL ``proc``, then wait up to ``seconds`` for ``family`` to end; the pids still running."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + seconds
+    while any(_alive(p) for p in family) and time.time() < deadline:
+        time.sleep(0.2)
+    return [p for p in family if _alive(p)]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_workers_die_with_a_killed_build(tmp_path, photos):
     marks = tmp_path / "marks"
@@ -131,12 +141,7 @@ def test_workers_die_with_a_killed_build(tmp_path, photos):
         workers = [int(p.name) for p in marks.iterdir()]
         family = set(_children(proc.pid)) | set(workers)  # the workers and the resource tracker
         assert set(workers) <= family and len(family) >= 2
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        deadline = time.time() + 15
-        while any(_alive(p) for p in family) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in family if _alive(p)], "processes outlived the killed build"
+        assert not _survivors_of_sigkill(proc, family), "processes outlived the killed build"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from pixwizard.train.data import BatchStream
 from pixwizard.train.online import MixedStream, OnlineRecipe, OnlineSource
 from pixwizard.train.trainer import RunOptions, train
 
-from test_build_robustness import _alive, _children
+from test_build_robustness import _alive, _children, _survivors_of_sigkill
 from test_train import make_dataset
 
 torch.set_num_threads(1)
@@ -100,12 +99,7 @@ def test_online_workers_die_with_a_killed_trainer(recipe):
         assert proc.stdout.readline().strip() == "ready"
         family = set(_children(proc.pid))  # the item worker and the resource tracker
         assert family and all(_alive(p) for p in family)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        deadline = time.time() + 15
-        while any(_alive(p) for p in family) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in family if _alive(p)], "workers outlived the killed trainer"
+        assert not _survivors_of_sigkill(proc, family), "workers outlived the killed trainer"
     finally:
         if proc.poll() is None:
             proc.kill()
