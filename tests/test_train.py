@@ -311,6 +311,24 @@ def test_time_limit_and_sigterm_save_then_resume(tmp_path, dataset):
     assert (run / "model.safetensors").is_file()
 
 
+def test_keep_every_keeps_those_steps_and_resume_ignores_it(tmp_path, dataset):
+    from pixwizard.checkpoint import load_model
+    from pixwizard.train.checkpoint import checkpoint_step, list_checkpoints
+
+    cfg = preset("debug")  # 8 steps, a checkpoint every 2, keep_last 2
+    run = tmp_path / "kept"
+    train(cfg, RunOptions(out=run, data=[str(dataset)], max_steps=6, keep_every=4))
+    assert [checkpoint_step(p) for p in list_checkpoints(run)] == [4, 6]  # 2 went, 4 stays
+    res = train(cfg, RunOptions(out=run, data=[str(dataset)], resume=True))  # without it: the same run resumes
+    assert res.step == 8 and [checkpoint_step(p) for p in list_checkpoints(run)] == [4, 6, 8]
+    train(cfg, RunOptions(out=tmp_path / "plain", data=[str(dataset)], max_steps=6))
+    assert [checkpoint_step(p) for p in list_checkpoints(tmp_path / "plain")] == [4, 6]  # keep_last alone
+    train(cfg, RunOptions(out=tmp_path / "plain", data=[str(dataset)], max_steps=8, resume=True))
+    assert [checkpoint_step(p) for p in list_checkpoints(tmp_path / "plain")] == [6, 8]
+    _, info = load_model(run / "checkpoints/step-000000004/ema.safetensors")  # a kept EMA is a model file
+    assert info.trained_samples == 16
+
+
 def test_cli_errors(tmp_path, dataset, capsys):
     from pixwizard.cli import main
 
@@ -320,6 +338,9 @@ def test_cli_errors(tmp_path, dataset, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--preset", "debug", "--data", str(dataset), "--out", str(tmp_path / "r"),
                  "--loss-weights", "[1]"]) == 2
+    assert main(["train", "--preset", "debug", "--data", str(dataset), "--out", str(tmp_path / "r"),
+                 "--keep-every", "-1"]) == 2
+    assert "--keep-every must be >= 0" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- 2 processes on gloo

@@ -10,7 +10,9 @@ One checkpoint is a folder ``<run>/checkpoints/step-<9 digits>/``::
     state.json          step, samples seen, stage, EMA counters, strategy, the TrainConfig
 
 It is written into ``step-<n>.tmp`` and renamed when complete, so a folder without the suffix is
-always whole; the newest ``keep_last`` folders (at least two) are kept: a resume whose newest
+always whole; the newest ``keep_last`` folders (at least two) are kept, and with ``keep_every`` N also
+every folder whose step is a multiple of N (to score a run's EMA along the way; such a folder holds a
+``kept`` file and stays when the run resumes without the option): a resume whose newest
 checkpoint has a damaged file (a truncated ``optim.pt``, a refused pickle) falls back to the one
 before it. Every rank calls :func:`save_checkpoint`
 (FSDP2 gathers are collectives); rank 0 writes the shared files, each rank its own rank file.
@@ -39,6 +41,7 @@ from pixwizard.train.parallel import DistInfo, assign_full, barrier, full_tensor
 CHECKPOINTS = "checkpoints"
 PREFIX = "step-"
 TMP = ".tmp"
+KEPT = "kept"  # marker file of a checkpoint kept by keep_every
 
 
 @dataclass
@@ -54,6 +57,11 @@ class WeightsView:
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"{PREFIX}{step:09d}"
+
+
+def checkpoint_step(ckpt: str | Path) -> int:
+    """The optimiser step a checkpoint folder was written at (from its name)."""
+    return int(Path(ckpt).name[len(PREFIX):])
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -125,9 +133,11 @@ def _optim_state(model: nn.Module, optimizer: torch.optim.Optimizer, strategy: s
 
 def save_checkpoint(run_dir: str | Path, *, step: int, samples: int, model: nn.Module, config: PixWizardConfig,
                     names: list[str], ema: EMA, optimizer: torch.optim.Optimizer, strategy: str,
-                    rank_state: dict[str, Any], meta: dict[str, Any], info: DistInfo, keep_last: int) -> Path:
+                    rank_state: dict[str, Any], meta: dict[str, Any], info: DistInfo, keep_last: int,
+                    keep_every: int = 0) -> Path:
     """Write one checkpoint (collective: call on every rank). ``model`` is the raw (unwrapped)
-    module, ``names`` the trainable state keys; ``meta`` goes into state.json."""
+    module, ``names`` the trainable state keys; ``meta`` goes into state.json. Older checkpoints
+    beyond the newest ``keep_last`` are removed unless kept: written at a multiple of ``keep_every`` (> 0)."""
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(final.name + TMP)
     weights = _full_model_state(model, names)
@@ -151,11 +161,14 @@ def save_checkpoint(run_dir: str | Path, *, step: int, samples: int, model: nn.M
         state = {"step": step, "samples": samples, "ema": ema.state_dict(), "strategy": strategy,
                  "world_size": info.world_size, **meta}
         (tmp / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+        if keep_every > 0 and step % keep_every == 0:
+            (tmp / KEPT).write_text(f"kept: step {step} is a multiple of keep_every {keep_every}\n")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         for old in list_checkpoints(run_dir)[:-max(keep_last, 2)]:  # the previous one is the fallback
-            shutil.rmtree(old)
+            if not (old / KEPT).is_file():
+                shutil.rmtree(old)
     barrier()
     return final
 

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto = DDP when launched on several processes (default: the preset's)")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="optimiser steps between checkpoints (default: the preset's)")
+    parser.add_argument("--keep-every", type=int, default=0, metavar="N",
+                        help="also keep every checkpoint whose step is a multiple of N, to score the run's EMA "
+                             "along the way (default 0: only the newest few; not part of the config --resume checks)")
     parser.add_argument("--ema-decay", type=float, default=None, help="EMA decay in [0, 1) (default: the preset's)")
     parser.add_argument("--any-mixture", action="store_true",
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
@@ -100,12 +103,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
     if args.online_workers < 0:
         raise ValueError(f"--online-workers must be >= 0, got {args.online_workers}")
+    if args.keep_every < 0:
+        raise ValueError(f"--keep-every must be >= 0, got {args.keep_every}")
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
                       minutes=args.minutes, init=args.init, device=args.device,
                       online_workers=args.online_workers, progress=False if args.no_progress else None,
-                      tensorboard=args.tensorboard, compile=args.compile)
+                      tensorboard=args.tensorboard, compile=args.compile,
+                      keep_every=args.keep_every)
     if args.tensorboard:
         from pixwizard.train.progress import tensorboard_writer
 

@@ -69,6 +69,7 @@ class RunOptions:
     progress: bool | None = None  # progress bar: None = when stderr is a terminal (main process only)
     tensorboard: str | Path | None = None  # also log the metrics lines as TensorBoard scalars here
     compile: bool = False  # torch.compile the model (measured on CPU: 1.6-1.7x samples/s after a ~100 s compile)
+    keep_every: int = 0  # also keep every checkpoint whose step is a multiple of this (0: only the newest keep_last)
 
 
 @dataclass
@@ -317,7 +318,7 @@ class Trainer:
         return ckpt_io.save_checkpoint(self.out, step=self.step, samples=self.samples, model=self.raw,
                                        config=self.mcfg, names=self.names, ema=self.ema, optimizer=self.optimizer,
                                        strategy=self.strategy, rank_state=rank_state, meta=meta, info=self.info,
-                                       keep_last=self.cfg.keep_last)
+                                       keep_last=self.cfg.keep_last, keep_every=self.opts.keep_every)
 
     def _log(self, acc: dict[str, Any], steps: int, seconds: float, started: float) -> None:
         vec = torch.cat([torch.tensor([acc["loss"]], dtype=torch.float64), acc["task_sum"], acc["task_count"]])
