@@ -218,6 +218,26 @@ def test_resume_is_exact_and_export_loads(tmp_path, dataset):
         train(changed, RunOptions(out=split, data=[str(dataset)], resume=True))
 
 
+def test_resume_reads_a_config_written_before_an_option_existed(tmp_path, dataset):
+    """A run begun by an older version (its train_config.json lacks options added since, which default
+    to the old behaviour) resumes; a changed value is still named; an unreadable file is said so."""
+    cfg = preset("debug")
+    run = tmp_path / "old"
+    train(cfg, RunOptions(out=run, data=[str(dataset)], max_steps=2))
+    path = run / "train_config.json"
+    saved = json.loads(path.read_text())
+    for key in ("loss_weights", "online_recipe", "online_share"):  # at their defaults in the debug preset
+        del saved[key]
+    path.write_text(json.dumps(saved))
+    assert train(cfg, RunOptions(out=run, data=[str(dataset)], max_steps=4, resume=True)).step == 4
+    path.write_text(json.dumps({**saved, "ema_decay": 0.5}))
+    with pytest.raises(ValueError, match="differs in ema_decay"):
+        train(cfg, RunOptions(out=run, data=[str(dataset)], resume=True))
+    path.write_text(json.dumps({**saved, "from_the_future": 1}))
+    with pytest.raises(ValueError, match="not a training config this version reads.*from_the_future"):
+        train(cfg, RunOptions(out=run, data=[str(dataset)], resume=True))
+
+
 def test_init_continues_the_loaded_average(tmp_path, dataset):
     """--init loads an exported model (itself an EMA) and the EMA goes on from it at the full decay
     (debug decay 0.9 from the first update), not with the warm-up's 0.1, 0.17, ... that forgets it."""

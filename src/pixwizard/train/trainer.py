@@ -218,9 +218,14 @@ class Trainer:
             return None
         if not cfg_path.is_file():
             raise FileNotFoundError(f"cannot resume: {cfg_path} not found")
-        saved = json.loads(cfg_path.read_text())
-        if saved != json.loads(self.cfg.to_json()):
-            diff = sorted(k for k in saved if saved[k] != json.loads(self.cfg.to_json()).get(k))
+        try:  # options added to TrainConfig since the run began read as their defaults
+            saved = json.loads(TrainConfig.from_dict(json.loads(cfg_path.read_text())).to_json())
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cannot resume {self.out}: {cfg_path.name} is not a training config this version "
+                             f"reads ({e})") from None
+        now = json.loads(self.cfg.to_json())
+        if saved != now:
+            diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
             raise ValueError(f"cannot resume {self.out}: the training config differs in {', '.join(diff)} "
                              f"(use the same --preset and options)")
         if latest is None:
