@@ -270,6 +270,57 @@ def test_shift_offsets_and_image():
     assert shift_image(image(1, 1), 2, 2).shape == (3, 3, 3)  # smaller than the shift: edge copies
 
 
+def test_shift_windows_sum_to_one_and_hide_each_pass_s_borders():
+    from pixwizard.eval.metrics.blockiness import blockiness
+    from pixwizard.pipeline import shift_offsets
+    from pixwizard.tiles import shift_windows
+
+    assert np.array_equal(shift_windows([(0, 0)], 5, 7, 8), np.ones((1, 5, 7)))
+    for n in (2, 4):
+        offsets = shift_offsets(n, 8)
+        w = shift_windows(offsets, 37, 45, 8)
+        assert w.shape == (n, 37, 45) and np.allclose(w.sum(0), 1) and w.min() > 0
+        for k, (dy, dx) in enumerate(offsets):  # a pass's weight on its own border columns is small
+            border_cols = [x for x in range(45) if (x + dx) % 8 in (0, 7)]
+            centre_cols = [x for x in range(45) if (x + dx) % 8 in (3, 4)]
+            assert w[k][:, border_cols].mean() < 0.2 < 0.4 < w[k][:, centre_cols].mean()
+    # passes that are flat inside each of their own patches (the worst patch grid): the windowed blend
+    # shows much less of it than the plain mean, and a smooth image stays exactly itself
+    rng, h, wd = np.random.default_rng(0), 64, 64
+    offsets = shift_offsets(2, 8)
+    passes = []
+    for dy, dx in offsets:
+        cells = rng.uniform(0, 1, ((h + dy) // 8 + 1, (wd + dx) // 8 + 1, 3))
+        passes.append(np.repeat(np.repeat(cells, 8, 0), 8, 1)[dy:dy + h, dx:dx + wd])
+    w = shift_windows(offsets, h, wd, 8)
+    mean, windowed = sum(passes) / 2, sum(wk[..., None] * p for wk, p in zip(w, passes))
+    assert blockiness(windowed) < 0.6 * blockiness(mean)
+    smooth = np.linspace(0, 1, h * wd * 3).reshape(h, wd, 3)
+    assert np.allclose(sum(wk[..., None] * smooth for wk in w), smooth)
+
+
+def test_window_shift_blend_weights_the_same_passes(pipe):
+    """flow.shift_blend "window": the same two passes as the mean, combined with shift_windows."""
+    from pixwizard.pipeline import shift_image, shift_offsets
+    from pixwizard.tiles import shift_windows
+
+    img, half = image(20, 28, seed=5), pipe.config.model.patch_size * pipe.config.codec.downsample // 2
+    g = torch.Generator().manual_seed(7)
+    a = pipe(img, "remove the noise", steps=2, generator=g).image.astype(np.float64)
+    b = pipe(shift_image(img, half, half), "remove the noise", steps=2, generator=g).image[half:, half:]
+    mean = pipe(img, "remove the noise", steps=2, generator=torch.Generator().manual_seed(7), shifts=2).image
+    pipe.config.flow.shift_blend = "window"
+    try:
+        both = pipe(img, "remove the noise", steps=2, generator=torch.Generator().manual_seed(7), shifts=2).image
+        one = pipe(img, "remove the noise", steps=2, seed=3, shifts=1).image
+    finally:
+        pipe.config.flow.shift_blend = "mean"
+    w = shift_windows(shift_offsets(2, 2 * half), 20, 28, 2 * half)
+    assert np.abs(both - (w[0][..., None] * a + w[1][..., None] * b)).max() <= 1.0
+    assert not np.array_equal(both, mean)
+    assert np.array_equal(one, pipe(img, "remove the noise", steps=2, seed=3, shifts=1).image)  # one pass: unchanged
+
+
 def test_shift_ensemble_averages_a_pass_on_the_shifted_image(pipe):
     """shifts=2 = mean of the plain pass and a pass on the image shifted by half a patch (cropped
     back), each with the next noise draw of one generator; 1 level of rounding allowed."""

@@ -132,6 +132,9 @@ class FlowConfig:
     sampler: Literal["euler", "heun"] = "euler"
     steps: int = 4
     shifts: int = 1  # sampler passes at half-patch offsets, averaged (1, 2 or 4; see PixWizardPipeline)
+    # how the passes are combined: "mean" (plain average) or "window" (each pass weighted down near its
+    # own patch borders: pixwizard.tiles.shift_windows)
+    shift_blend: Literal["mean", "window"] = "mean"
     sample_shift: float = 1.0
     text_guidance: float = 1.0
     image_guidance: float = 1.0
@@ -142,6 +145,8 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.grid_share <= 1.0:
             raise ValueError(f"flow.grid_share must be in [0, 1], got {self.grid_share!r}")
+        if self.shift_blend not in ("mean", "window"):
+            raise ValueError(f"flow.shift_blend must be 'mean' or 'window', got {self.shift_blend!r}")
         if not isinstance(self.task_sampling, dict):
             raise ValueError(f"flow.task_sampling must map task ids to [steps, shifts], got {self.task_sampling!r}")
         for task, pair in self.task_sampling.items():

@@ -31,7 +31,7 @@ from pixwizard.tasks.codecs import Decoded, codec_for
 from pixwizard.tasks.colours import colour_in_text
 from pixwizard.tasks.registry import get_task
 from pixwizard.tasks.routing import Route, RouterCacheWarning
-from pixwizard.tiles import blend_tiles, default_overlap
+from pixwizard.tiles import blend_tiles, default_overlap, shift_windows
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,9 @@ class PixWizardPipeline:
         routed one: ``flow.task_sampling``), else its ``flow.steps`` and ``flow.shifts``.
         ``shifts`` (1, 2 or 4) runs the sampler that many times
         with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
-        each pass's patch borders fall inside the other's patches (:func:`shift_offsets`).
+        each pass's patch borders fall inside the other's patches (:func:`shift_offsets`); with
+        ``flow.shift_blend`` "window" each pass is weighted down near its own patch borders instead of
+        plainly averaged (:func:`pixwizard.tiles.shift_windows`).
         ``tile`` (pixels) runs the model on ``tile x tile`` tiles of the image at its own resolution,
         overlapping by ``tile_overlap`` (default 32, at most a quarter of the tile) and blended
         (``pixwizard.tiles``), instead of downscaling a large image to the working size; ``size`` is
@@ -337,15 +339,21 @@ class PixWizardPipeline:
             """The shift ensemble on one image (or tile): HxWx3 float in [-1, 1]."""
             ph, pw = part.shape[:2]
             total = None
-            for dy, dx in offsets:  # one pass, or passes at half-patch offsets
+            weights = None
+            if flow.shift_blend == "window" and len(offsets) > 1:  # each pass counts little on its own patch borders
+                weights = torch.from_numpy(shift_windows(offsets, ph, pw, multiple)).float().to(self.device)
+            for i, (dy, dx) in enumerate(offsets):  # one pass, or passes at half-patch offsets
                 padded, _ = pad_to_multiple(shift_image(part, dy, dx), multiple)
                 cond_pixels = to_model_tensor(padded, self.device)
                 cond = self.codec.encode(cond_pixels)
                 v = self.velocity_fn(cond, cond_pixels, text, wt, wi)
                 x0 = noise_like(tuple(cond.shape), gens, device=gens[0].device).to(self.device)
                 pixels = self.codec.decode(run_sampler(v, x0, grid)).float().clamp(-1, 1)[..., dy:dy + ph, dx:dx + pw]
+                if weights is not None:
+                    pixels = pixels * weights[i]
                 total = pixels if total is None else total + pixels
-            return (total / len(offsets))[0].permute(1, 2, 0).cpu().numpy()
+            mean = total if weights is not None else total / len(offsets)
+            return mean[0].permute(1, 2, 0).cpu().numpy()
 
         if tile is not None:
             blended, n_tiles = blend_tiles(work, sample, tile, tile_overlap)

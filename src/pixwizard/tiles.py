@@ -7,6 +7,10 @@ flush with the far edges. ``blend_tiles`` runs a function on every box and avera
 with weights that ramp linearly over the overlap from every side (``feather``), so a pixel's
 value moves smoothly from one tile's answer to the next one's; pixels covered by one tile get
 that tile's value exactly. Both are pure: no model here.
+
+``shift_windows`` weights the passes of a half-patch shift ensemble (the pipeline's ``shifts``):
+each pass counts little near its own patch borders and fully at its patch centres, so the blend
+takes every pixel mostly from the passes for which it lies inside a patch.
 """
 
 from __future__ import annotations
@@ -68,3 +72,20 @@ def blend_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile:
         acc[y0:y1, x0:x1] += out * wt
         weight[y0:y1, x0:x1] += wt
     return acc / weight, len(boxes)
+
+
+def shift_windows(offsets: list[tuple[int, int]], h: int, w: int, period: int) -> np.ndarray:
+    """(n, h, w) blending weights for ``n`` passes run on the image shifted by ``offsets`` (dy, dx)
+    pixels, each with patch borders every ``period`` pixels; they sum to 1 at every pixel.
+
+    A pass's raw weight is sin^2(pi (u + 0.5) / period) along each axis, ``u`` the pixel's position
+    inside that pass's patch (``(y + dy) mod period``): about 0.04 on its border rows and columns, 1
+    at its patch centres. For passes half a period apart these are a partition of unity along an
+    axis (sin^2 + cos^2), so the four half-patch offsets need no normalising; two diagonal passes
+    are normalised by their sum, which stays above 0.07 everywhere. One pass gets weight 1."""
+    if len(offsets) == 1:
+        return np.ones((1, h, w))
+    ys, xs = np.arange(h), np.arange(w)
+    raw = np.stack([np.outer(np.sin(np.pi * (((ys + dy) % period) + 0.5) / period) ** 2,
+                             np.sin(np.pi * (((xs + dx) % period) + 0.5) / period) ** 2) for dy, dx in offsets])
+    return raw / raw.sum(axis=0, keepdims=True)

@@ -20,7 +20,7 @@ import argparse
 import json
 import math
 
-SAMPLING = ("steps", "shifts", "sampler", "text_guidance", "image_guidance", "sample_shift")
+SAMPLING = ("steps", "shifts", "shift_blend", "sampler", "text_guidance", "image_guidance", "sample_shift")
 
 
 def _file_info(path: str) -> dict:
@@ -89,7 +89,7 @@ def _set(args: argparse.Namespace) -> int:
     if args.task_sampling is not None:
         changes["task_sampling"] = _task_sampling(args.task_sampling)
     if not changes and args.notice is None and not args.no_notice and args.trained_samples is None:
-        raise ValueError("nothing to set: give --steps, --shifts, --sampler, --text-guidance, --image-guidance, "
+        raise ValueError("nothing to set: give --steps, --shifts, --shift-blend, --sampler, --text-guidance, --image-guidance, "
                          "--sample-shift, --task-sampling, --notice, --no-notice or --trained-samples")
     raw.setdefault("flow", {}).update(changes)
     meta["pixwizard_config"] = PixWizardConfig.from_dict(raw).to_json()  # checked and complete
@@ -152,6 +152,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", help="write here (default: the file itself, atomically)")
     s.add_argument("--steps", type=int, help="sampling steps")
     s.add_argument("--shifts", type=int, choices=(1, 2, 4), help="sampler passes at half-patch offsets, averaged")
+    s.add_argument("--shift-blend", choices=("mean", "window"),
+                   help="combine the shifted passes by a plain mean, or weight each down near its own patch borders")
     s.add_argument("--sampler", choices=("euler", "heun"))
     s.add_argument("--text-guidance", type=float)
     s.add_argument("--image-guidance", type=float)
