@@ -23,12 +23,12 @@ def test_set_changes_the_defaults_and_keeps_the_tensors(model_file, tmp_path, ca
     digest, before = tensors_digest(model_file), model_file.read_bytes()
     out = tmp_path / "out" / "m2.safetensors"
     assert main(["model", "set", str(model_file), "--out", str(out), "--shifts", "2", "--steps", "3",
-                 "--sampler", "heun", "--notice", "a  better\none", "--trained-samples", "456"]) == 0
+                 "--sampler", "heun", "--shift-blend", "0.5", "--notice", "a  better\none", "--trained-samples", "456"]) == 0
     assert model_file.read_bytes() == before  # --out leaves the source alone
     assert tensors_digest(out) == digest
     model, info = load_model(out)  # strict load: the same tensors under the same names
     flow = model.config.flow
-    assert (flow.shifts, flow.steps, flow.sampler) == (2, 3, "heun")
+    assert (flow.shifts, flow.steps, flow.sampler, flow.shift_blend) == (2, 3, "heun", 0.5)
     assert (info.trained_samples, info.extra["notice"]) == (456, "a better one")
     ref, _ = load_model(model_file)
     assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), model.state_dict().values()))
@@ -47,6 +47,7 @@ def test_set_changes_the_defaults_and_keeps_the_tensors(model_file, tmp_path, ca
     (["--steps", "0"], "--steps must be at least 1"),
     (["--image-guidance", "nan"], "finite"),
     (["--trained-samples", "-1"], "trained-samples"),
+    (["--shift-blend", "2"], "shift_blend must be a number in [0, 1]"),
 ])
 def test_set_refuses_bad_values_in_one_line_and_writes_nothing(model_file, capsys, args, words):
     before = model_file.read_bytes()

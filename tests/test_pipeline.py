@@ -297,10 +297,14 @@ def test_shift_windows_sum_to_one_and_hide_each_pass_s_borders():
     assert blockiness(windowed) < 0.6 * blockiness(mean)
     smooth = np.linspace(0, 1, h * wd * 3).reshape(h, wd, 3)
     assert np.allclose(sum(wk[..., None] * smooth for wk in w), smooth)
+    half = shift_windows(offsets, h, wd, 8, 0.5)
+    assert np.allclose(half, 0.25 + w / 2) and np.allclose(shift_windows(offsets, h, wd, 8, 0.0), 0.5)
+    with pytest.raises(ValueError, match="strength must be in"):
+        shift_windows(offsets, h, wd, 8, 1.5)
 
 
 def test_window_shift_blend_weights_the_same_passes(pipe):
-    """flow.shift_blend "window": the same two passes as the mean, combined with shift_windows."""
+    """flow.shift_blend 0.5: the same two passes as the mean, combined with shift_windows."""
     from pixwizard.pipeline import shift_image, shift_offsets
     from pixwizard.tiles import shift_windows
 
@@ -309,13 +313,13 @@ def test_window_shift_blend_weights_the_same_passes(pipe):
     a = pipe(img, "remove the noise", steps=2, generator=g).image.astype(np.float64)
     b = pipe(shift_image(img, half, half), "remove the noise", steps=2, generator=g).image[half:, half:]
     mean = pipe(img, "remove the noise", steps=2, generator=torch.Generator().manual_seed(7), shifts=2).image
-    pipe.config.flow.shift_blend = "window"
+    pipe.config.flow.shift_blend = 0.5
     try:
         both = pipe(img, "remove the noise", steps=2, generator=torch.Generator().manual_seed(7), shifts=2).image
         one = pipe(img, "remove the noise", steps=2, seed=3, shifts=1).image
     finally:
-        pipe.config.flow.shift_blend = "mean"
-    w = shift_windows(shift_offsets(2, 2 * half), 20, 28, 2 * half)
+        pipe.config.flow.shift_blend = 0.0
+    w = shift_windows(shift_offsets(2, 2 * half), 20, 28, 2 * half, 0.5)
     assert np.abs(both - (w[0][..., None] * a + w[1][..., None] * b)).max() <= 1.0
     assert not np.array_equal(both, mean)
     assert np.array_equal(one, pipe(img, "remove the noise", steps=2, seed=3, shifts=1).image)  # one pass: unchanged

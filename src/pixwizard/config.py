@@ -132,9 +132,9 @@ class FlowConfig:
     sampler: Literal["euler", "heun"] = "euler"
     steps: int = 4
     shifts: int = 1  # sampler passes at half-patch offsets, averaged (1, 2 or 4; see PixWizardPipeline)
-    # how the passes are combined: "mean" (plain average) or "window" (each pass weighted down near its
-    # own patch borders: pixwizard.tiles.shift_windows)
-    shift_blend: Literal["mean", "window"] = "mean"
+    # how the passes are combined: 0 = plain mean; 1 = each pass weighted down near its own patch
+    # borders (pixwizard.tiles.shift_windows); in between, a mix of the two
+    shift_blend: float = 0.0
     sample_shift: float = 1.0
     text_guidance: float = 1.0
     image_guidance: float = 1.0
@@ -145,8 +145,10 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.grid_share <= 1.0:
             raise ValueError(f"flow.grid_share must be in [0, 1], got {self.grid_share!r}")
-        if self.shift_blend not in ("mean", "window"):
-            raise ValueError(f"flow.shift_blend must be 'mean' or 'window', got {self.shift_blend!r}")
+        if isinstance(self.shift_blend, bool) or not isinstance(self.shift_blend, (int, float)) \
+                or not 0.0 <= self.shift_blend <= 1.0:
+            raise ValueError(f"flow.shift_blend must be a number in [0, 1], got {self.shift_blend!r}")
+        self.shift_blend = float(self.shift_blend)
         if not isinstance(self.task_sampling, dict):
             raise ValueError(f"flow.task_sampling must map task ids to [steps, shifts], got {self.task_sampling!r}")
         for task, pair in self.task_sampling.items():

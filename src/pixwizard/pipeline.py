@@ -281,8 +281,8 @@ class PixWizardPipeline:
         ``shifts`` (1, 2 or 4) runs the sampler that many times
         with the image shifted by half a patch (none; diagonal; all four) and averages the outputs:
         each pass's patch borders fall inside the other's patches (:func:`shift_offsets`); with
-        ``flow.shift_blend`` "window" each pass is weighted down near its own patch borders instead of
-        plainly averaged (:func:`pixwizard.tiles.shift_windows`).
+        ``flow.shift_blend`` > 0 each pass is weighted down near its own patch borders instead of
+        plainly averaged (:func:`pixwizard.tiles.shift_windows`; 1 = fully, 0 = the plain mean).
         ``tile`` (pixels) runs the model on ``tile x tile`` tiles of the image at its own resolution,
         overlapping by ``tile_overlap`` (default 32, at most a quarter of the tile) and blended
         (``pixwizard.tiles``), instead of downscaling a large image to the working size; ``size`` is
@@ -340,8 +340,9 @@ class PixWizardPipeline:
             ph, pw = part.shape[:2]
             total = None
             weights = None
-            if flow.shift_blend == "window" and len(offsets) > 1:  # each pass counts little on its own patch borders
-                weights = torch.from_numpy(shift_windows(offsets, ph, pw, multiple)).float().to(self.device)
+            if flow.shift_blend > 0 and len(offsets) > 1:  # each pass counts less on its own patch borders
+                weights = shift_windows(offsets, ph, pw, multiple, flow.shift_blend)
+                weights = torch.from_numpy(weights).float().to(self.device)
             for i, (dy, dx) in enumerate(offsets):  # one pass, or passes at half-patch offsets
                 padded, _ = pad_to_multiple(shift_image(part, dy, dx), multiple)
                 cond_pixels = to_model_tensor(padded, self.device)

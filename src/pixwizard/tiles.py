@@ -74,18 +74,21 @@ def blend_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile:
     return acc / weight, len(boxes)
 
 
-def shift_windows(offsets: list[tuple[int, int]], h: int, w: int, period: int) -> np.ndarray:
+def shift_windows(offsets: list[tuple[int, int]], h: int, w: int, period: int, strength: float = 1.0) -> np.ndarray:
     """(n, h, w) blending weights for ``n`` passes run on the image shifted by ``offsets`` (dy, dx)
     pixels, each with patch borders every ``period`` pixels; they sum to 1 at every pixel.
+    ``strength`` mixes them with the plain mean: 0 gives 1/n everywhere, 1 the windows below.
 
     A pass's raw weight is sin^2(pi (u + 0.5) / period) along each axis, ``u`` the pixel's position
     inside that pass's patch (``(y + dy) mod period``): about 0.04 on its border rows and columns, 1
     at its patch centres. For passes half a period apart these are a partition of unity along an
     axis (sin^2 + cos^2), so the four half-patch offsets need no normalising; two diagonal passes
     are normalised by their sum, which stays above 0.07 everywhere. One pass gets weight 1."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"shift window strength must be in [0, 1], got {strength!r}")
     if len(offsets) == 1:
         return np.ones((1, h, w))
     ys, xs = np.arange(h), np.arange(w)
     raw = np.stack([np.outer(np.sin(np.pi * (((ys + dy) % period) + 0.5) / period) ** 2,
                              np.sin(np.pi * (((xs + dx) % period) + 0.5) / period) ** 2) for dy, dx in offsets])
-    return raw / raw.sum(axis=0, keepdims=True)
+    return (1.0 - strength) / len(offsets) + strength * raw / raw.sum(axis=0, keepdims=True)

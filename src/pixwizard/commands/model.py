@@ -152,8 +152,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", help="write here (default: the file itself, atomically)")
     s.add_argument("--steps", type=int, help="sampling steps")
     s.add_argument("--shifts", type=int, choices=(1, 2, 4), help="sampler passes at half-patch offsets, averaged")
-    s.add_argument("--shift-blend", choices=("mean", "window"),
-                   help="combine the shifted passes by a plain mean, or weight each down near its own patch borders")
+    s.add_argument("--shift-blend", type=float, metavar="S",
+                   help="combine the shifted passes: 0 = plain mean, 1 = each weighted down near its own patch "
+                        "borders (pixwizard.tiles.shift_windows), in between a mix")
     s.add_argument("--sampler", choices=("euler", "heun"))
     s.add_argument("--text-guidance", type=float)
     s.add_argument("--image-guidance", type=float)
