@@ -442,12 +442,12 @@ def test_cli_model_overrides_merge_into_the_presets_own():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     base = config_from_args(parser.parse_args(["--out", "x", "--preset", "cpu-tiny-anneal"]))
-    assert base.model_config().flow.grid_share == 0.5  # the anneal preset draws half its times on the grid
+    assert base.model_config().flow.grid_share == 0.8  # the anneal preset draws 80 % of its times on the grid
     assert preset("cpu-tiny").model_config().flow.grid_share == 0.0
     cfg = config_from_args(parser.parse_args(["--out", "x", "--preset", "cpu-tiny-anneal",
                                               "--model-overrides", '{"model": {"refine": 32}}']))
     mcfg = cfg.model_config()
-    assert mcfg.model.refine == 32 and mcfg.flow.grid_share == 0.5  # added to the preset's, not instead
+    assert mcfg.model.refine == 32 and mcfg.flow.grid_share == 0.8  # added to the preset's, not instead
     off = config_from_args(parser.parse_args(["--out", "x", "--preset", "cpu-tiny-anneal",
                                               "--model-overrides", '{"flow": {"grid_share": 0}}']))
     assert off.model_config().flow.grid_share == 0.0

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept datasets whatever their task mix (skip the balanced/weighted manifest check)")
     parser.add_argument("--model-overrides", default=None, metavar="JSON",
                         help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\', merged into '
-                             'the training preset\'s own (cpu-tiny-anneal sets {"flow": {"grid_share": 0.5}})')
+                             'the training preset\'s own (cpu-tiny-anneal sets {"flow": {"grid_share": 0.8}})')
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate of every stage (default: the preset's)")
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="linear learning-rate warm-up over the first stage's first N steps (e.g. when continuing from --init)")
