@@ -434,6 +434,22 @@ def test_cli_learning_rate_and_warmup_options():
             config_from_args(parser.parse_args(["--out", "x", *bad]))
 
 
+def test_cli_resolutions_set_every_stages_crop_sides():
+    import argparse
+
+    from pixwizard.train.run import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--out", "x", "--resolutions", "96, 128,192"]))
+    assert [s.resolutions for s in cfg.stages] == [(96, 128, 192), (96, 128, 192)]
+    assert [s.steps for s in cfg.stages] == [s.steps for s in preset("cpu-tiny").stages]  # nothing else moves
+    for bad, said in ((["--resolutions", "96,big"], "whole pixel sides"), (["--resolutions", ","], "no crop side"),
+                      (["--resolutions", "4"], "resolutions must be sides >= 8")):
+        with pytest.raises(ValueError, match=said):
+            config_from_args(parser.parse_args(["--out", "x", *bad]))
+
+
 def test_cli_model_overrides_merge_into_the_presets_own():
     import argparse
 

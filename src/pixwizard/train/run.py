@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='changes to the model preset, e.g. \'{"model": {"use_semantic": false}}\', merged into '
                              'the training preset\'s own (cpu-tiny-anneal sets {"flow": {"grid_share": 0.8}})')
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate of every stage (default: the preset's)")
+    parser.add_argument("--resolutions", default=None, metavar="SIDES",
+                        help="square crop sides of every stage, comma-separated, e.g. 96,128,192 (one drawn per "
+                             "batch; the data must be built at least as large; default: the preset's)")
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="linear learning-rate warm-up over the first stage's first N steps (e.g. when continuing from --init)")
     parser.add_argument("--online-photos", default=None, metavar="RECIPE",
@@ -83,6 +86,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if args.warmup_steps is not None:
             stages[0] = dataclasses.replace(stages[0], warmup_steps=args.warmup_steps)
         cfg = dataclasses.replace(cfg, stages=stages)
+    if args.resolutions is not None:
+        sides = _sides(args.resolutions)
+        cfg = dataclasses.replace(cfg, stages=[dataclasses.replace(st, resolutions=sides) for st in cfg.stages])
     if args.online_photos is not None:
         changes["online_recipe"] = str(args.online_photos)
     if args.online_share is not None:
@@ -92,6 +98,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.any_mixture:
         changes["stages"] = [dataclasses.replace(st, mixture="any") for st in cfg.stages]
     return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def _sides(text: str) -> tuple[int, ...]:
+    try:
+        sides = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--resolutions must be comma-separated whole pixel sides, e.g. 96,128,192; got {text!r}") from None
+    if not sides:
+        raise ValueError("--resolutions names no crop side")
+    return sides
 
 
 def run_from_args(args: argparse.Namespace) -> int:
