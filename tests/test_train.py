@@ -361,6 +361,10 @@ def test_cli_errors(tmp_path, dataset, capsys):
     assert main(["train", "--preset", "debug", "--data", str(dataset), "--out", str(tmp_path / "r"),
                  "--keep-every", "-1"]) == 2
     assert "--keep-every must be >= 0" in capsys.readouterr().err
+    assert main(["train", "--preset", "debug", "--data", str(dataset), "--out", str(tmp_path / "r2"),
+                 "--checkpoint-every", "100", "--keep-every", "350"]) == 2
+    assert "pick a multiple of 100" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()  # refused before anything is written
 
 
 # ----------------------------------------------------------------------------- 2 processes on gloo

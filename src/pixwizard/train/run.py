@@ -121,6 +121,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(f"--online-workers must be >= 0, got {args.online_workers}")
     if args.keep_every < 0:
         raise ValueError(f"--keep-every must be >= 0, got {args.keep_every}")
+    if args.keep_every and args.keep_every % cfg.checkpoint_every:
+        raise ValueError(f"--keep-every {args.keep_every} would keep few or no checkpoints: they are written every "
+                         f"{cfg.checkpoint_every} steps, so pick a multiple of {cfg.checkpoint_every}")
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,
