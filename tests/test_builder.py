@@ -174,6 +174,19 @@ def test_packaged_recipes_cover_every_task():
     assert default.split == "train" and default.seed_range[1] <= HELDOUT_WORLD_SEEDS[0]
 
 
+def test_campaign_recipes_load_and_the_192_px_copies_differ_only_in_size():
+    from pixwizard.tasks.registry import REGISTRY
+
+    folder = Path(__file__).parents[1] / "src" / "pixwizard" / "configs"
+    for base in ("recipe_tiny_cpu_world", "recipe_tiny_cpu_online_photos"):
+        small = load_recipe(folder / f"{base}.json", known_tasks=REGISTRY)
+        large = load_recipe(folder / f"{base}_192.json", known_tasks=REGISTRY)
+        assert (small.size, large.size) == (128, 192)
+        assert large.tasks == small.tasks and large.seed_range == small.seed_range and large.split == "train"
+    for path in sorted(folder.glob("recipe_*.json")):  # every shipped recipe names only known tasks
+        load_recipe(path, known_tasks=REGISTRY)
+
+
 def test_stage1_balanced_exact():
     tasks = {"a": 3.0, "b": 0.1, "t2i": 1.0}
     assert task_counts(tasks, MixtureSpec(stage="balanced", per_task=7)) == {"a": 7, "b": 7, "t2i": 7}
