@@ -16,8 +16,8 @@ from pixwizard.model.dit import PixWizardDiT
 # pixwizard-tiny's DiT output for the fixed input below, every 97th value, recorded with the code
 # before the switches existed (commit 250f135, where the warm start was trained), fp32, 1 thread; re-recorded
 # for the weights of campaign stretch 5 (2026-12-02, 411,424 samples) and of stretches 8 and 9 (2026-12-03,
-# 443,424 and 514,464 samples) and of stretch 10 (2026-12-03 evening, 629,664 samples) with that commit's
-# code (fields it lacks dropped from the stored config)
+# 443,424 and 514,464 samples), of stretch 10 (2026-12-03 evening, 629,664 samples) and of stretch 11
+# (2026-12-03 night, 674,464 samples) with that commit's code (fields it lacks dropped from the stored config)
 GOLDEN_TENSORS_SHA256 = "ed16e404c47c700fa394517b8f493c3d05e9ee065615ddebbd7799e52ed3e45c"  # checkpoint.tensors_digest
 GOLDEN_SUM, GOLDEN_ABS_SUM = -656.121338, 2503.267578
 GOLDEN = [-0.374090, 0.329100, -0.193420, -0.161207, 0.119395, -0.193733, 0.031945, -0.022403, -0.080569,

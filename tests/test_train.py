@@ -343,6 +343,9 @@ def test_keep_every_keeps_those_steps_and_resume_ignores_it(tmp_path, dataset):
     assert res.step == 8 and [checkpoint_step(p) for p in list_checkpoints(run)] == [4, 6, 8]
     train(cfg, RunOptions(out=tmp_path / "plain", data=[str(dataset)], max_steps=6))
     assert [checkpoint_step(p) for p in list_checkpoints(tmp_path / "plain")] == [4, 6]  # keep_last alone
+    with pytest.raises(ValueError, match="pick a multiple of 2"):  # the Python API refuses it too
+        train(cfg, RunOptions(out=tmp_path / "odd", data=[str(dataset)], keep_every=3))
+    assert not (tmp_path / "odd").exists()
     train(cfg, RunOptions(out=tmp_path / "plain", data=[str(dataset)], max_steps=8, resume=True))
     assert [checkpoint_step(p) for p in list_checkpoints(tmp_path / "plain")] == [6, 8]
     _, info = load_model(run / "checkpoints/step-000000004/ema.safetensors")  # a kept EMA is a model file

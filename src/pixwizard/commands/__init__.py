@@ -15,3 +15,12 @@ def json_object_option(text: str, option: str, what: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{option} must be a JSON object {what}, got {value!r}")
     return value
+
+
+def int_list_option(text: str, option: str, what: str) -> tuple[int, ...]:
+    """The comma-separated integers a command-line option holds (empty parts skipped), or a clear
+    error naming the option (``what`` says what they are, e.g. "integers")."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{option} must be comma-separated {what}, got {text!r}") from None

@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from pixwizard.commands import int_list_option
+
 
 def register(sub) -> None:
     from pixwizard.ablation import VARIANTS
@@ -58,10 +60,7 @@ def main(args: argparse.Namespace) -> int:
     for d in (args.stage1_data, args.stage2_data):
         if not Path(d).is_dir():
             raise FileNotFoundError(f"{d}: no such dataset directory")
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    seeds = int_list_option(args.seeds, "--seeds", "integers")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     cfg = AblationConfig(stage1_data=args.stage1_data, stage2_data=args.stage2_data, out=str(out),

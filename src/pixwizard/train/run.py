@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import json
 
-from pixwizard.commands import json_object_option
+from pixwizard.commands import int_list_option, json_object_option
 from pixwizard.train.config import PRESETS, TrainConfig, merge_overrides, preset
 
 
@@ -101,10 +101,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _sides(text: str) -> tuple[int, ...]:
-    try:
-        sides = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"--resolutions must be comma-separated whole pixel sides, e.g. 96,128,192; got {text!r}") from None
+    sides = int_list_option(text, "--resolutions", "whole pixel sides (e.g. 96,128,192)")
     if not sides:
         raise ValueError("--resolutions names no crop side")
     return sides
@@ -119,11 +116,6 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
     if args.online_workers < 0:
         raise ValueError(f"--online-workers must be >= 0, got {args.online_workers}")
-    if args.keep_every < 0:
-        raise ValueError(f"--keep-every must be >= 0, got {args.keep_every}")
-    if args.keep_every and args.keep_every % cfg.checkpoint_every:
-        raise ValueError(f"--keep-every {args.keep_every} would keep few or no checkpoints: they are written every "
-                         f"{cfg.checkpoint_every} steps, so pick a multiple of {cfg.checkpoint_every}")
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     opts = RunOptions(out=args.out, data=list(args.data), resume=args.resume, max_steps=args.max_steps,

@@ -138,6 +138,11 @@ class _StopSignal:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, opts: RunOptions):
+        if opts.keep_every < 0:
+            raise ValueError(f"--keep-every must be >= 0, got {opts.keep_every}")
+        if opts.keep_every % cfg.checkpoint_every:
+            raise ValueError(f"--keep-every {opts.keep_every} would keep few or no checkpoints: they are written every "
+                             f"{cfg.checkpoint_every} steps, so pick a multiple of {cfg.checkpoint_every}")
         self.cfg, self.opts = cfg, opts
         self.out = Path(opts.out)
         device = resolve_device(opts.device)
