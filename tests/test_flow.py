@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixwizard.config import FlowConfig
-from pixwizard.flow import (apply_dropout, combine, draw_dropout, euler, flow_loss, get_sampler, heun, interpolate,
+from pixwizard.flow import (apply_dropout, change_weights, combine, draw_dropout, euler, flow_loss, get_sampler, heun, interpolate,
                             item_generators, needed_branches, noise_like, sample_training_times, sampler_times,
                             sampling_velocity, shift_time, target_velocity, time_grid, to_velocity, training_target,
                             velocity_from_x, x_from_velocity)
@@ -59,6 +59,33 @@ def test_loss_is_zero_for_the_exact_prediction_and_positive_otherwise():
     assert flow_loss(bad, x0, x1, xt, t, "velocity", mask=mask).abs().max() < 1e-10
     with pytest.raises(ValueError, match="prediction"):
         training_target("eps", x0, x1, xt, t, 0.05)
+
+
+def test_change_weights_count_the_changed_positions_more():
+    inputs = torch.zeros(2, 3, 8, 8)
+    targets = inputs.clone()
+    targets[0, :, 2:4, 2:4] = 0.5  # item 0: a small box changes; item 1: nothing changes
+    targets[0, 0, 6, 6] = 0.2  # under the threshold once averaged over channels (0.067 < 0.1)
+    w = change_weights(inputs, targets, (8, 8), 4.0, 0.1)
+    assert w.shape == (2, 1, 8, 8)
+    assert (w[0, 0, 2:4, 2:4] == 5).all() and w[0].sum() == 64 + 4 * 4 and (w[1] == 1).all()
+    # a coarser latent: a position counts as changed when any pixel under it changed
+    coarse = change_weights(inputs, targets, (4, 4), 4.0, 0.1)
+    assert coarse[0, 0, 1, 1] == 5 and coarse[0].sum() == 16 + 4 and (coarse[1] == 1).all()
+    # the weighted mean: uniform weights give the plain loss; an error inside the change counts more
+    x0, x1 = torch.randn(2, 3, 8, 8), targets
+    t = torch.tensor([0.5, 0.5])
+    xt = interpolate(x0, x1, t)
+    bad = x1.clone()
+    bad[:, :, 2:4, 2:4] += 1.0
+    plain = flow_loss(bad, x0, x1, xt, t, "x")
+    assert torch.allclose(flow_loss(bad, x0, x1, xt, t, "x", mask=torch.ones(2, 1, 8, 8)), plain)
+    weighted = flow_loss(bad, x0, x1, xt, t, "x", mask=w)
+    assert torch.allclose(weighted[1], plain[1]) and weighted[0] > 3 * plain[0]
+    with pytest.raises(ValueError, match="one shape"):
+        change_weights(inputs, targets[:, :, :4], (8, 8), 4.0, 0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        change_weights(inputs, targets, (8, 8), -1.0, 0.1)
 
 
 @pytest.mark.parametrize("t", [0.5, 0.9, 0.95, 0.97, 0.99, 1.0])

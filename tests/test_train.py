@@ -457,6 +457,30 @@ def test_cli_resolutions_set_every_stages_crop_sides():
             config_from_args(parser.parse_args(["--out", "x", *bad]))
 
 
+def test_change_weight_option_reaches_the_loss(tmp_path, dataset):
+    """--change-weight sets the config (checked), and a run with it takes other steps than a plain one
+    (the test data's noise leaves some pixels under the threshold, so the weights are not uniform)."""
+    import argparse
+
+    from pixwizard.train.run import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--out", "x", "--change-weight", "4", "--change-threshold", "0.2"]))
+    assert (cfg.change_weight, cfg.change_threshold) == (4.0, 0.2)
+    assert preset("cpu-tiny").change_weight == 0.0  # off unless asked
+    for bad in (["--change-weight", "-1"], ["--change-threshold", "-0.1"], ["--change-weight", "nan"]):
+        with pytest.raises(ValueError, match="change_weight and change_threshold must be >= 0"):
+            config_from_args(parser.parse_args(["--out", "x", *bad]))
+    runs = {}
+    for w in (0.0, 4.0):
+        cfg = preset("debug")
+        cfg.change_weight = w
+        train(cfg, RunOptions(out=tmp_path / f"w{w}", data=[str(dataset)], max_steps=2))
+        runs[w] = _weights(tmp_path / f"w{w}", 2, "model")
+    assert any(not torch.equal(runs[0.0][k], runs[4.0][k]) for k in runs[0.0])
+
+
 def test_cli_model_overrides_merge_into_the_presets_own():
     import argparse
 

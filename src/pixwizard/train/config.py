@@ -79,6 +79,10 @@ class TrainConfig:
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # effective decay min(decay, (1 + n) / (10 + n)) after n updates
     loss_weights: dict[str, float] = field(default_factory=dict)  # task id -> loss multiplier (default 1)
+    # positions where the target differs from the input (mean |target - input| over channels above
+    # change_threshold, images in [-1, 1]) count 1 + change_weight times in each item's loss; 0 = plain mean
+    change_weight: float = 0.0
+    change_threshold: float = 0.1
     checkpoint_every: int = 1000  # optimiser steps between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
     log_every: int = 10  # steps between JSONL metric lines
@@ -103,6 +107,9 @@ class TrainConfig:
             raise ValueError("checkpoint_every, keep_last and log_every must be >= 1")
         if self.online_recipe is not None and not 0.0 < self.online_share <= 1.0:
             raise ValueError(f"online_share must be in (0, 1], got {self.online_share}")
+        if not self.change_weight >= 0 or not self.change_threshold >= 0:
+            raise ValueError(f"change_weight and change_threshold must be >= 0, got {self.change_weight} "
+                             f"and {self.change_threshold}")
         for task, w in self.loss_weights.items():
             if w < 0:
                 raise ValueError(f"loss weight of task {task!r} must be >= 0, got {w}")

@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(needs a C++ compiler on CPU; `pixwizard bench train --compile` measures it)")
     parser.add_argument("--loss-weights", default=None, metavar="JSON",
                         help='per-task loss multipliers, e.g. \'{"t2i": 0.5}\'')
+    parser.add_argument("--change-weight", type=float, default=None, metavar="W",
+                        help="count the pixels each task changes (target differs from the input) 1 + W times "
+                             "in its loss, so small changes (boxes, overlays, edits) are not outweighed by "
+                             "copying the input (default: the preset's, 0)")
+    parser.add_argument("--change-threshold", type=float, default=None, metavar="T",
+                        help="mean |target - input| over channels (images in [-1, 1]) above which a pixel "
+                             "counts as changed (default 0.1)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -69,7 +76,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.steps is not None:
         cfg = cfg.with_total_steps(args.steps)
     changes = {name: getattr(args, name) for name in
-               ("batch_size", "micro_batch", "seed", "precision", "parallel", "checkpoint_every", "ema_decay")
+               ("batch_size", "micro_batch", "seed", "precision", "parallel", "checkpoint_every", "ema_decay",
+                "change_weight", "change_threshold")
                if getattr(args, name) is not None}
     if args.loss_weights is not None:
         weights = json_object_option(args.loss_weights, "--loss-weights", "mapping task id -> weight")

@@ -5,7 +5,8 @@ One optimiser step (global batch ``B`` = world x per-rank batch):
 2. condition dropout (FlowConfig: text only / image only / both, 5% each): the instruction becomes
    "" and the condition (latent and the semantic encoder's pixels) becomes zeros;
 3. ``t`` from the configured time sampling, noise ``x0``, ``x_t = t x1 + (1 - t) x0``;
-4. per-item flow loss (x- or velocity prediction, velocity loss) x per-task loss weights, mean
+4. per-item flow loss (x- or velocity prediction, velocity loss; optionally a weighted mean that
+   counts the positions the task changes ``1 + change_weight`` times) x per-task loss weights, mean
    over the batch; gradient accumulation over micro-batches; clip at ``grad_clip``; AdamW; EMA.
 
 Randomness: model init from ``seed``; per rank one CPU generator (times, noise, dropout) and one
@@ -31,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from pixwizard.config import FlowConfig, PixWizardConfig
-from pixwizard.flow import apply_dropout, draw_dropout, flow_loss, interpolate, sample_training_times
+from pixwizard.flow import apply_dropout, change_weights, draw_dropout, flow_loss, interpolate, sample_training_times
 from pixwizard.model.encoders import build_codec, build_text_encoder
 from pixwizard.model.pixwizard import GROWN_PARTS, PixWizard
 from pixwizard.runtime import autocast, resolve_device
@@ -92,12 +93,14 @@ def build_model(cfg: PixWizardConfig, seed: int) -> PixWizard:
 
 def batch_losses(model: nn.Module, codec: nn.Module, text: InstructionCache, batch: Batch, flow: FlowConfig, *,
                  device: torch.device, precision: str, generator: torch.Generator,
-                 device_generator: torch.Generator | None) -> torch.Tensor:
+                 device_generator: torch.Generator | None, change_weight: float = 0.0,
+                 change_threshold: float = 0.1) -> torch.Tensor:
     """Per-item flow loss [b] of one batch (steps 1-4 of the module docstring, before weighting).
 
     ``generator`` (CPU) draws dropout, times and noise in that order; ``device_generator`` the
     dynamic sampler's Gumbel noise. Noise is drawn on the CPU and moved, so a run is the same
-    function of its seeds on every device type."""
+    function of its seeds on every device type. ``change_weight`` > 0 weights the positions where the
+    target differs from the input (:func:`~pixwizard.flow.loss.change_weights`)."""
     n = len(batch)
     inputs, targets = batch.inputs.to(device), batch.targets.to(device)
     with torch.no_grad():
@@ -112,7 +115,10 @@ def batch_losses(model: nn.Module, codec: nn.Module, text: InstructionCache, bat
     x_t = interpolate(x0, x1, t)
     with autocast(device, precision):
         out = model(x_t, t, cond, encoded, cond_pixels=pixels, generator=device_generator)
-    return flow_loss(out, x0, x1, x_t, t, flow.prediction, flow.t_eps)
+    weights = None
+    if change_weight > 0:
+        weights = change_weights(inputs, targets, tuple(x1.shape[-2:]), change_weight, change_threshold)
+    return flow_loss(out, x0, x1, x_t, t, flow.prediction, flow.t_eps, mask=weights)
 
 
 class _StopSignal:
@@ -279,7 +285,8 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         losses = batch_losses(self.model, self.codec, self.text, batch, self.mcfg.flow, device=self.device,
-                              precision=self.cfg.precision, generator=self.gen, device_generator=self.dev_gen)
+                              precision=self.cfg.precision, generator=self.gen, device_generator=self.dev_gen,
+                              change_weight=self.cfg.change_weight, change_threshold=self.cfg.change_threshold)
         return losses, loss_weights_for(batch.tasks, self.cfg.loss_weights).to(self.device)
 
     def _sync_context(self, last: bool):
