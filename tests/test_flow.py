@@ -82,6 +82,10 @@ def test_change_weights_count_the_changed_positions_more():
     assert torch.allclose(flow_loss(bad, x0, x1, xt, t, "x", mask=torch.ones(2, 1, 8, 8)), plain)
     weighted = flow_loss(bad, x0, x1, xt, t, "x", mask=w)
     assert torch.allclose(weighted[1], plain[1]) and weighted[0] > 3 * plain[0]
+    per_item = change_weights(inputs, targets, (8, 8), torch.tensor([0.0, 4.0]), 0.1)  # one weight per item
+    assert (per_item == 1).all()  # item 0's weight is 0, item 1 changes nothing
+    with pytest.raises(ValueError, match="3 weights for 2 items"):
+        change_weights(inputs, targets, (8, 8), torch.tensor([1.0, 1.0, 1.0]), 0.1)
     with pytest.raises(ValueError, match="one shape"):
         change_weights(inputs, targets[:, :, :4], (8, 8), 4.0, 0.1)
     with pytest.raises(ValueError, match=">= 0"):

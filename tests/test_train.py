@@ -467,18 +467,25 @@ def test_change_weight_option_reaches_the_loss(tmp_path, dataset):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     cfg = config_from_args(parser.parse_args(["--out", "x", "--change-weight", "4", "--change-threshold", "0.2"]))
-    assert (cfg.change_weight, cfg.change_threshold) == (4.0, 0.2)
+    assert (cfg.change_weight, cfg.change_threshold, cfg.change_tasks) == (4.0, 0.2, [])
     assert preset("cpu-tiny").change_weight == 0.0  # off unless asked
-    for bad in (["--change-weight", "-1"], ["--change-threshold", "-0.1"], ["--change-weight", "nan"]):
-        with pytest.raises(ValueError, match="change_weight and change_threshold must be >= 0"):
+    cfg = config_from_args(parser.parse_args(["--out", "x", "--change-weight", "4", "--change-tasks", "refbox, edit_add"]))
+    assert cfg.change_tasks == ["refbox", "edit_add"]
+    for bad, said in ((["--change-weight", "-1"], "change_weight and change_threshold must be >= 0"),
+                      (["--change-threshold", "-0.1"], "change_weight and change_threshold must be >= 0"),
+                      (["--change-weight", "nan"], "change_weight and change_threshold must be >= 0"),
+                      (["--change-tasks", "refbox,boxes"], "unknown task.*boxes"), (["--change-tasks", ","], "no task")):
+        with pytest.raises(ValueError, match=said):
             config_from_args(parser.parse_args(["--out", "x", *bad]))
     runs = {}
-    for w in (0.0, 4.0):
+    for name, w, tasks in (("plain", 0.0, []), ("all", 4.0, []), ("t2i", 4.0, ["t2i"]), ("other", 4.0, ["refbox"])):
         cfg = preset("debug")
-        cfg.change_weight = w
-        train(cfg, RunOptions(out=tmp_path / f"w{w}", data=[str(dataset)], max_steps=2))
-        runs[w] = _weights(tmp_path / f"w{w}", 2, "model")
-    assert any(not torch.equal(runs[0.0][k], runs[4.0][k]) for k in runs[0.0])
+        cfg.change_weight, cfg.change_tasks = w, tasks
+        train(cfg, RunOptions(out=tmp_path / name, data=[str(dataset)], max_steps=2))
+        runs[name] = _weights(tmp_path / name, 2, "model")
+    differ = {name: any(not torch.equal(runs["plain"][k], runs[name][k]) for k in runs["plain"]) for name in runs}
+    # weighting every task or the t2i items of the data moves the weights; a task not in the data does not
+    assert differ == {"plain": False, "all": True, "t2i": True, "other": False}
 
 
 def test_cli_model_overrides_merge_into_the_presets_own():

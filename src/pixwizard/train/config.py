@@ -83,6 +83,7 @@ class TrainConfig:
     # change_threshold, images in [-1, 1]) count 1 + change_weight times in each item's loss; 0 = plain mean
     change_weight: float = 0.0
     change_threshold: float = 0.1
+    change_tasks: list[str] = field(default_factory=list)  # the tasks it applies to (empty = every task)
     checkpoint_every: int = 1000  # optimiser steps between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
     log_every: int = 10  # steps between JSONL metric lines
@@ -110,6 +111,12 @@ class TrainConfig:
         if not self.change_weight >= 0 or not self.change_threshold >= 0:
             raise ValueError(f"change_weight and change_threshold must be >= 0, got {self.change_weight} "
                              f"and {self.change_threshold}")
+        from pixwizard.tasks import task_ids
+
+        self.change_tasks = list(self.change_tasks)
+        unknown = sorted(set(self.change_tasks) - set(task_ids()))
+        if unknown:
+            raise ValueError(f"change_tasks names unknown task(s) {', '.join(unknown)}; see `pixwizard tasks`")
         for task, w in self.loss_weights.items():
             if w < 0:
                 raise ValueError(f"loss weight of task {task!r} must be >= 0, got {w}")

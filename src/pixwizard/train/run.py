@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--change-threshold", type=float, default=None, metavar="T",
                         help="mean |target - input| over channels (images in [-1, 1]) above which a pixel "
                              "counts as changed (default 0.1)")
+    parser.add_argument("--change-tasks", default=None, metavar="TASKS",
+                        help="comma-separated task ids the change weight applies to (default: every task), "
+                             "e.g. refbox,refseg_overlay,edit_add")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -82,6 +85,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.loss_weights is not None:
         weights = json_object_option(args.loss_weights, "--loss-weights", "mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
+    if args.change_tasks is not None:
+        tasks = [t.strip() for t in args.change_tasks.split(",") if t.strip()]
+        if not tasks:
+            raise ValueError("--change-tasks names no task")
+        changes["change_tasks"] = tasks
     if args.model_overrides is not None:
         given = json_object_option(args.model_overrides, "--model-overrides", "of PixWizardConfig fields")
         changes["model_overrides"] = merge_overrides(cfg.model_overrides, given)  # on top of the preset's own

@@ -94,13 +94,14 @@ def build_model(cfg: PixWizardConfig, seed: int) -> PixWizard:
 def batch_losses(model: nn.Module, codec: nn.Module, text: InstructionCache, batch: Batch, flow: FlowConfig, *,
                  device: torch.device, precision: str, generator: torch.Generator,
                  device_generator: torch.Generator | None, change_weight: float = 0.0,
-                 change_threshold: float = 0.1) -> torch.Tensor:
+                 change_threshold: float = 0.1, change_tasks: tuple[str, ...] = ()) -> torch.Tensor:
     """Per-item flow loss [b] of one batch (steps 1-4 of the module docstring, before weighting).
 
     ``generator`` (CPU) draws dropout, times and noise in that order; ``device_generator`` the
     dynamic sampler's Gumbel noise. Noise is drawn on the CPU and moved, so a run is the same
     function of its seeds on every device type. ``change_weight`` > 0 weights the positions where the
-    target differs from the input (:func:`~pixwizard.flow.loss.change_weights`)."""
+    target differs from the input (:func:`~pixwizard.flow.loss.change_weights`), in the items of
+    ``change_tasks`` only when that is given."""
     n = len(batch)
     inputs, targets = batch.inputs.to(device), batch.targets.to(device)
     with torch.no_grad():
@@ -117,7 +118,10 @@ def batch_losses(model: nn.Module, codec: nn.Module, text: InstructionCache, bat
         out = model(x_t, t, cond, encoded, cond_pixels=pixels, generator=device_generator)
     weights = None
     if change_weight > 0:
-        weights = change_weights(inputs, targets, tuple(x1.shape[-2:]), change_weight, change_threshold)
+        per_item = torch.tensor([change_weight if not change_tasks or task in change_tasks else 0.0
+                                 for task in batch.tasks])
+        if bool((per_item > 0).any()):  # a batch without those tasks keeps the plain mean exactly
+            weights = change_weights(inputs, targets, tuple(x1.shape[-2:]), per_item.to(device), change_threshold)
     return flow_loss(out, x0, x1, x_t, t, flow.prediction, flow.t_eps, mask=weights)
 
 
@@ -286,7 +290,8 @@ class Trainer:
     def _micro_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         losses = batch_losses(self.model, self.codec, self.text, batch, self.mcfg.flow, device=self.device,
                               precision=self.cfg.precision, generator=self.gen, device_generator=self.dev_gen,
-                              change_weight=self.cfg.change_weight, change_threshold=self.cfg.change_threshold)
+                              change_weight=self.cfg.change_weight, change_threshold=self.cfg.change_threshold,
+                              change_tasks=tuple(self.cfg.change_tasks))
         return losses, loss_weights_for(batch.tasks, self.cfg.loss_weights).to(self.device)
 
     def _sync_context(self, last: bool):
