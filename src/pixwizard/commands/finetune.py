@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+from pixwizard.commands import name_list_option
+
 
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune on your own pairs (LoRA adapter or full), with before/after report",
@@ -72,7 +74,7 @@ def build_config(args: argparse.Namespace):
              "holdout": args.holdout, "seed": args.seed, "ema_decay": args.ema_decay, "precision": args.precision,
              "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
              "adapter_name": args.adapter_name, "parallel": args.parallel,
-             "targets": tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None}
+             "targets": name_list_option(args.targets) if args.targets else None}
     base.update({k: v for k, v in flags.items() if v is not None})
     return FinetuneConfig.from_dict(base)
 

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import json
 
-from pixwizard.commands import int_list_option, json_object_option
+from pixwizard.commands import int_list_option, json_object_option, name_list_option
 from pixwizard.train.config import PRESETS, TrainConfig, merge_overrides, preset
 
 
@@ -86,10 +86,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weights = json_object_option(args.loss_weights, "--loss-weights", "mapping task id -> weight")
         changes["loss_weights"] = {str(k): float(v) for k, v in weights.items()}
     if args.change_tasks is not None:
-        tasks = [t.strip() for t in args.change_tasks.split(",") if t.strip()]
+        tasks = name_list_option(args.change_tasks)
         if not tasks:
             raise ValueError("--change-tasks names no task")
-        changes["change_tasks"] = tasks
+        changes["change_tasks"] = list(tasks)
     if args.model_overrides is not None:
         given = json_object_option(args.model_overrides, "--model-overrides", "of PixWizardConfig fields")
         changes["model_overrides"] = merge_overrides(cfg.model_overrides, given)  # on top of the preset's own
